@@ -1,0 +1,14 @@
+-- metrics.md on_time_rate: per invoice, min(amount, payments dated on or before its due_date).
+select
+    i.invoice_id,
+    i.customer_id,
+    i.due_idx,
+    i.amount_reporting,
+    least(i.amount_reporting, coalesce(sum(p.amount_reporting), 0)) as paid_on_time
+from {{ ref('int_invoices_counted') }} as i
+left join {{ ref('int_payments_applied') }} as p
+    on
+        i.invoice_id = p.invoice_id
+        and p.is_applied
+        and p.payment_date <= i.due_date
+group by i.invoice_id, i.customer_id, i.due_idx, i.amount_reporting

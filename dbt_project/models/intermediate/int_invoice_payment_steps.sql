@@ -1,0 +1,49 @@
+-- metrics.md "Receivables": what is paid on an invoice is capped at its amount. One row
+-- per invoice and month with payments: the capped amount collected so far and the part
+-- of it that month added (collected_delta). Payments after end(through_month) never count.
+with payments_by_month as (
+    select
+        invoice_id,
+        cast({{ month_index('payment_date') }} as integer) as pay_idx,
+        sum(amount_reporting) as paid
+    from {{ ref('int_payments_applied') }}
+    where is_applied and payment_date <= {{ through_month_end() }}
+    group by invoice_id, pay_idx
+),
+
+cumulative as (
+    select
+        invoice_id,
+        pay_idx,
+        paid,
+        sum(paid) over (partition by invoice_id order by pay_idx rows between unbounded preceding and current row)
+            as cum_paid
+    from payments_by_month
+),
+
+capped as (
+    select
+        c.invoice_id,
+        i.customer_id,
+        i.invoice_idx,
+        i.due_idx,
+        c.pay_idx,
+        c.paid,
+        c.cum_paid,
+        least(i.amount_reporting, c.cum_paid) as capped_cum
+    from cumulative as c
+    inner join {{ ref('int_invoices_counted') }} as i
+        on c.invoice_id = i.invoice_id
+)
+
+select
+    invoice_id,
+    customer_id,
+    invoice_idx,
+    due_idx,
+    pay_idx,
+    paid,
+    cum_paid,
+    capped_cum,
+    capped_cum - coalesce(lag(capped_cum) over (partition by invoice_id order by pay_idx), 0) as collected_delta
+from capped

@@ -1,0 +1,36 @@
+with latest_tier as (
+    select customer_id, eval_month, tier
+    from (
+        select
+            customer_id,
+            eval_month,
+            tier,
+            row_number() over (partition by customer_id order by eval_month desc) as recency
+        from {{ ref('customer_tier_monthly') }}
+    ) as t
+    where recency = 1
+),
+
+first_orders as (
+    select customer_id, min(order_date) as first_order_date
+    from {{ ref('int_orders_completed') }}
+    group by customer_id
+)
+
+select
+    c.customer_id,
+    c.customer_name,
+    c.industry,
+    c.scope,
+    c.region,
+    c.account_manager,
+    c.signed_on,
+    f.first_order_date,
+    t.tier as current_tier,
+    t.eval_month as current_tier_month,
+    c.updated_at_utc
+from {{ ref('stg_customers') }} as c
+left join first_orders as f
+    on c.customer_id = f.customer_id
+left join latest_tier as t
+    on c.customer_id = t.customer_id

@@ -1,0 +1,22 @@
+-- Payments with both conversions: at the invoice's rate (what receivables measures use)
+-- and at the payment month's own rate (cash reporting).
+select
+    p.payment_id,
+    p.invoice_id,
+    p.customer_id,
+    p.payment_date,
+    p.currency,
+    p.amount,
+    p.payment_method,
+    p.is_applied,
+    p.not_applied_reason,
+    p.invoice_fx_rate,
+    p.amount_reporting,
+    p.amount * {{ fx_rate_for('p.currency', 'fx.rate_to_reporting') }} as amount_reporting_at_payment_month,
+    p.source_file,
+    p.source_line
+from {{ ref('int_payments_applied') }} as p
+left join {{ ref('stg_fx_rates') }} as fx
+    on
+        p.currency = fx.currency
+        and cast(date_trunc('month', p.payment_date) as date) = fx.month_start

@@ -1,0 +1,87 @@
+-- What finance must look at: payments not applied to a known invoice, overpayments (the
+-- excess over the invoice amount is not counted as collected), orphans (rows whose
+-- customer is not in the master yet: kept, and joined once it arrives), and rows held
+-- back for a missing fx rate.
+with payments as (
+    select * from {{ ref('int_payments_applied') }}
+),
+
+customers as (
+    select customer_id from {{ ref('stg_customers') }}
+),
+
+overpaid as (
+    select
+        i.invoice_id,
+        i.customer_id,
+        i.currency,
+        i.amount,
+        sum(p.amount) as paid
+    from {{ ref('stg_invoices') }} as i
+    inner join payments as p
+        on i.invoice_id = p.invoice_id and p.is_applied
+    group by i.invoice_id, i.customer_id, i.currency, i.amount
+    having sum(p.amount) > i.amount
+)
+
+select
+    'unapplied_payment' as exception_type,
+    'payments' as feed,
+    payment_id as record_id,
+    customer_id,
+    invoice_id,
+    currency,
+    amount,
+    not_applied_reason as detail,
+    source_file,
+    source_line
+from payments
+where not is_applied
+
+union all
+
+select
+    'overpayment',
+    'invoices',
+    invoice_id,
+    customer_id,
+    invoice_id,
+    currency,
+    paid - amount,
+    'paid ' || cast(paid as varchar) || ' on an invoice of ' || cast(amount as varchar),
+    cast(null as varchar),
+    cast(null as bigint)
+from overpaid
+
+union all
+
+select
+    'orphan_order', 'orders', o.order_id, o.customer_id, cast(null as varchar), o.currency, o.net_amount,
+    'customer not in the master', o.source_file, o.source_line
+from {{ ref('stg_orders') }} as o
+where not exists (select 1 from customers as c where c.customer_id = o.customer_id)
+
+union all
+
+select
+    'orphan_invoice', 'invoices', i.invoice_id, i.customer_id, i.invoice_id, i.currency, i.amount,
+    'customer not in the master', i.source_file, i.source_line
+from {{ ref('stg_invoices') }} as i
+where not exists (select 1 from customers as c where c.customer_id = i.customer_id)
+
+union all
+
+select
+    'missing_fx_rate', 'orders', order_id, customer_id, cast(null as varchar), currency, net_amount,
+    'no ' || currency || ' rate for ' || {{ month_label('order_month') }}, source_file, source_line
+from {{ ref('stg_orders') }}
+where fx_rate is null
+
+union all
+
+select
+    'missing_fx_rate', 'invoices', invoice_id, customer_id, invoice_id, currency, amount,
+    'no ' || currency || ' rate for ' || {{ month_label("cast(date_trunc('month', invoice_date) as date)") }},
+    source_file, source_line
+from {{ ref('stg_invoices') }}
+where fx_rate is null

@@ -1,0 +1,38 @@
+with source as (
+    select * from {{ source('raw', 'customers') }}
+),
+
+typed as (
+    select
+        trim(customer_id) as customer_id,
+        trim(customer_name) as customer_name,
+        nullif(trim(industry), '') as industry,
+        nullif(trim(scope), '') as scope,
+        nullif(trim(region), '') as region,
+        nullif(trim(account_manager), '') as account_manager,
+        cast(trim(signed_on) as date) as signed_on,
+        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        _file as source_file,
+        _line as source_line,
+        _file_seq,
+        _line
+    from source
+),
+
+deduplicated as (
+    {{ latest_row('typed', ['customer_id']) }}
+)
+
+select
+    customer_id,
+    customer_name,
+    industry,
+    scope,
+    region,
+    account_manager,
+    signed_on,
+    updated_at_utc,
+    source_file,
+    source_line
+from deduplicated
+where _dedupe_rank = 1

@@ -1,0 +1,30 @@
+-- fx_rates has no updated_at: the later file, then the later line, wins.
+with source as (
+    select * from {{ source('raw', 'fx_rates') }}
+),
+
+typed as (
+    select
+        trim(currency) as currency,
+        trim(month) as rate_month,
+        cast(trim(rate_to_reporting) as {{ input_decimal_type() }}) as rate_to_reporting,
+        _file as source_file,
+        _line as source_line,
+        _file_seq,
+        _line
+    from source
+),
+
+deduplicated as (
+    {{ latest_row('typed', ['currency', 'rate_month'], order_by='') }}
+)
+
+select
+    currency,
+    rate_month,
+    cast(rate_month || '-01' as date) as month_start,
+    rate_to_reporting,
+    source_file,
+    source_line
+from deduplicated
+where _dedupe_rank = 1

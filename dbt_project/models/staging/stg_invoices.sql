@@ -1,0 +1,48 @@
+with source as (
+    select * from {{ source('raw', 'invoices') }}
+),
+
+typed as (
+    select
+        trim(invoice_id) as invoice_id,
+        trim(customer_id) as customer_id,
+        nullif(trim(order_id), '') as order_id,
+        cast(trim(invoice_date) as date) as invoice_date,
+        cast(trim(due_date) as date) as due_date,
+        coalesce(nullif(trim(currency), ''), '{{ var("reporting_currency") }}') as currency,
+        cast(trim(amount) as {{ input_decimal_type() }}) as amount,
+        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        _file as source_file,
+        _line as source_line,
+        _file_seq,
+        _line
+    from source
+),
+
+deduplicated as (
+    {{ latest_row('typed', ['invoice_id']) }}
+),
+
+current_rows as (
+    select * from deduplicated where _dedupe_rank = 1
+)
+
+-- Converted with the rate of the invoice's month; its payments use the same rate.
+select
+    i.invoice_id,
+    i.customer_id,
+    i.order_id,
+    i.invoice_date,
+    i.due_date,
+    i.currency,
+    i.amount,
+    {{ fx_rate_for('i.currency', 'fx.rate_to_reporting') }} as fx_rate,
+    i.amount * {{ fx_rate_for('i.currency', 'fx.rate_to_reporting') }} as amount_reporting,
+    i.updated_at_utc,
+    i.source_file,
+    i.source_line
+from current_rows as i
+left join {{ ref('stg_fx_rates') }} as fx
+    on
+        i.currency = fx.currency
+        and cast(date_trunc('month', i.invoice_date) as date) = fx.month_start

@@ -1,0 +1,38 @@
+with source as (
+    select * from {{ source('raw', 'payments') }}
+),
+
+typed as (
+    select
+        trim(payment_id) as payment_id,
+        trim(invoice_id) as invoice_id,
+        trim(customer_id) as customer_id,
+        cast(trim(payment_date) as date) as payment_date,
+        coalesce(nullif(trim(currency), ''), '{{ var("reporting_currency") }}') as currency,
+        cast(trim(amount) as {{ input_decimal_type() }}) as amount,
+        nullif(trim(method), '') as payment_method,
+        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        _file as source_file,
+        _line as source_line,
+        _file_seq,
+        _line
+    from source
+),
+
+deduplicated as (
+    {{ latest_row('typed', ['payment_id']) }}
+)
+
+select
+    payment_id,
+    invoice_id,
+    customer_id,
+    payment_date,
+    currency,
+    amount,
+    payment_method,
+    updated_at_utc,
+    source_file,
+    source_line
+from deduplicated
+where _dedupe_rank = 1

@@ -1,0 +1,190 @@
+"""`keyaccounts`: the command-line contract of operations.md (thin: calls pipeline tasks).
+
+Exit status: 0 success; 1 unexpected internal error; 2 usage; 3 input (inbox, month,
+warehouse path); 4 warehouse locked; 5 reject threshold exceeded; 6 dbt build or test
+failed. Failures print one line on stderr, plus a pointer to the details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from keyaccounts.errors import KeyAccountsError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like other usage errors
+        self.exit(2, f"keyaccounts: error: {message} (see `keyaccounts --help`)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="keyaccounts", description="Key-account (大客户) tiers from orders, receivables and surveys.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="ingest an inbox, build and check the marts, publish through a month")
+    run.add_argument("--inbox", required=True, type=Path, help="folder with one sub-folder per feed")
+    run.add_argument("--warehouse", required=True, help="DuckDB file (created if absent)")
+    run.add_argument("--through", required=True, help="last evaluation month, YYYY-MM")
+    run.add_argument("--exports", type=Path, default=None, help="exports folder (default: <warehouse folder>/exports)")
+    run.add_argument("--reject-threshold", type=float, default=0.05,
+                     help="fail when more than this share of a feed's rows is quarantined (default 0.05)")
+    run.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a dbt var of dbt_project.yml (YAML value), e.g. --var grace_months=2")
+
+    demo = sub.add_parser("demo", help="generate a deterministic demo inbox and run the pipeline on it")
+    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--years", type=int, default=3)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--through", default="2026-10", help="last month of the demo history (YYYY-MM)")
+    demo.add_argument("--dir", type=Path, default=None, help="where to put the demo inbox and warehouse")
+
+    status = sub.add_parser("status", help="what was ingested, quarantined and published")
+    status.add_argument("--warehouse", required=True)
+
+    export = sub.add_parser("export", help="re-write the exports of a month")
+    export.add_argument("--warehouse", required=True)
+    export.add_argument("--month", required=True)
+    export.add_argument("--out", required=True, type=Path)
+    return p
+
+
+def _parse_vars(pairs: list[str]) -> dict:
+    import yaml
+
+    from keyaccounts.errors import UsageError
+
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--var expects NAME=VALUE, got {pair!r}")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _print_ingest(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ingest run {result.run_id}")
+    for col in ("feed", "files seen", "taken", "skipped", "bad files", "rows read", "loaded", "updated", "quarantined"):
+        table.add_column(col, justify="right" if col != "feed" else "left")
+    for s in result.feeds.values():
+        table.add_row(s.feed, *(str(x) for x in (s.files_seen, s.files_taken, s.files_skipped, s.files_quarantined,
+                                                  s.rows_read, s.rows_loaded, s.rows_updated, s.rows_quarantined)))
+    Console(stderr=True).print(table)
+
+
+def cmd_run(args) -> int:
+    from keyaccounts.config import RunConfig
+    from keyaccounts.pipeline import run_pipeline
+
+    cfg = RunConfig(inbox=args.inbox, warehouse=Path(args.warehouse), through=args.through,
+                    exports_dir=args.exports, reject_threshold=args.reject_threshold,
+                    dbt_vars=_parse_vars(args.var))
+    result = run_pipeline(cfg)
+    _print_ingest(result.ingest)
+    print(f"published {cfg.through}: select * from marts.customer_tier_monthly in {cfg.warehouse}")
+    for path in result.exports:
+        print(f"export: {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import importlib.util
+
+    from keyaccounts.config import PROJECT_ROOT, STATE_DIR, RunConfig
+    from keyaccounts.pipeline import run_pipeline
+
+    base = args.dir or STATE_DIR / "demo"
+    inbox = base / "inbox"
+    spec = importlib.util.spec_from_file_location("generate_demo_data", PROJECT_ROOT / "scripts" / "generate_demo_data.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    counts = gen.generate(inbox, customers=args.customers, years=args.years, seed=args.seed, end_month=args.through)
+    print("demo inbox: " + ", ".join(f"{k}={v}" for k, v in counts.items()) + f" in {inbox}")
+    cfg = RunConfig(inbox=inbox, warehouse=base / "warehouse.duckdb", through=args.through)
+    result = run_pipeline(cfg)
+    _print_ingest(result.ingest)
+    print(f"tier table: select * from marts.customer_tier_monthly  (duckdb {cfg.warehouse})")
+    for path in result.exports:
+        print(f"export: {path}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from keyaccounts.warehouse import connection
+
+    console = Console()
+    with connection(args.warehouse, read_only=True) as conn:
+        rows = conn.execute(
+            """select feed, sum(files_seen), sum(files_taken), sum(files_quarantined), sum(rows_read),
+                      sum(rows_loaded), sum(rows_updated), sum(rows_quarantined), max(finished_at)
+               from audit.ingest_runs group by feed order by feed"""
+        ).fetchall()
+        table = Table(title="ingested (all runs)")
+        for col in ("feed", "files seen", "taken", "bad files", "rows read", "loaded", "updated", "quarantined",
+                    "last run"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*("" if v is None else str(v) for v in r))
+        console.print(table)
+        months = conn.execute(
+            "select eval_month, count(*), count(*) filter (where tier = 'A'), count(*) filter (where tier = 'B'), "
+            "count(*) filter (where tier = 'C') from marts.customer_tier_monthly group by 1 order by 1 desc limit 12"
+        ).fetchall() if _has_table(conn, "marts", "customer_tier_monthly") else []
+        table = Table(title="tiers (latest 12 months)")
+        for col in ("month", "customers", "A", "B", "C"):
+            table.add_column(col)
+        for r in months:
+            table.add_row(*(str(v) for v in r))
+        console.print(table)
+    return 0
+
+
+def _has_table(conn, schema: str, name: str) -> bool:
+    return conn.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+    ).fetchone()[0] > 0
+
+
+def cmd_export(args) -> int:
+    from keyaccounts.config import parse_month
+    from keyaccounts.errors import InputError
+    from keyaccounts.publish.exports import export_month
+    from keyaccounts.warehouse import connection
+
+    month = parse_month(args.month, "--month")
+    with connection(args.warehouse, read_only=True) as conn:
+        if not conn.execute("select count(*) from marts.customer_tier_monthly where eval_month = ?",
+                            [month]).fetchone()[0]:
+            raise InputError(f"month {month} has no tier rows in {args.warehouse}")
+        for path in export_month(conn, month, args.out):
+            print(f"export: {path}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "status": cmd_status, "export": cmd_export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyAccountsError as exc:
+        print(f"keyaccounts: error: {exc}", file=sys.stderr)
+        if exc.details:
+            print(f"keyaccounts: details: {exc.details}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("keyaccounts: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""One place for settings: paths, run options and the pass-through of dbt vars.
+
+Business thresholds are dbt vars (dbt_project/dbt_project.yml); this module only carries
+user overrides of them to dbt, it never re-states a rule.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keyaccounts.errors import InputError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = Path(os.environ.get("KEYACCOUNTS_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project"))
+STATE_DIR = Path(os.environ.get("KEYACCOUNTS_STATE_DIR", PROJECT_ROOT / ".state"))
+
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def parse_month(value: str, option: str = "--through") -> str:
+    if not isinstance(value, str) or not MONTH_RE.match(value):
+        raise InputError(f"{option} must be a month written YYYY-MM (e.g. 2024-06), got {value!r}")
+    return value
+
+
+@dataclass
+class RunConfig:
+    inbox: Path
+    warehouse: Path
+    through: str
+    exports_dir: Path | None = None
+    reject_threshold: float = 0.05
+    dbt_vars: dict = field(default_factory=dict)  # overrides of dbt_project.yml vars
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        self.inbox = Path(self.inbox)
+        self.warehouse = Path(self.warehouse)
+        parse_month(self.through)
+        if self.exports_dir is None:
+            self.exports_dir = self.warehouse.parent / "exports"
+        self.exports_dir = Path(self.exports_dir)
+        if not 0 <= self.reject_threshold <= 1:
+            raise InputError("the reject threshold is a share between 0 and 1")
+
+    @property
+    def dbt_state_dir(self) -> Path:
+        """dbt target/logs for this warehouse, beside it, so runs on different warehouses don't mix."""
+        return self.warehouse.parent / ".dbt" / self.warehouse.stem

@@ -1,0 +1,186 @@
+"""The inbound data contract of sources.md, as data.
+
+Each feed lists its columns with a kind and whether it is required. The loader turns
+this into one SQL expression per column that yields a reason code when a value breaks
+the contract, so validation is set-based (DuckDB) and the rules live here only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+INDUSTRIES = (
+    "technology", "finance", "manufacturing", "energy", "retail",
+    "logistics", "healthcare", "government", "education",
+)
+SCOPES = ("global", "national", "local")
+ORDER_STATUSES = ("open", "completed", "cancelled", "returned")
+TIERS = ("A", "B", "C")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str = "text"  # text | date | timestamp | month | decimal | integer | currency
+    required: bool = False
+    allowed: tuple[str, ...] = ()
+    min_value: float | None = None  # inclusive
+    min_exclusive: bool = False
+    max_value: float | None = None  # inclusive
+    # reason code used when a required value is missing (default `missing_<name>`)
+    missing_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Feed:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    # extra row rules: (reason_code, SQL predicate over typed values that must hold)
+    row_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    optional: bool = False
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+
+def _ts(name: str = "updated_at") -> Column:
+    return Column(name, "timestamp", required=True)
+
+
+FEEDS: dict[str, Feed] = {
+    f.name: f
+    for f in (
+        Feed(
+            "customers",
+            ("customer_id",),
+            (
+                Column("customer_id", required=True),
+                Column("customer_name", required=True),
+                Column("industry", allowed=INDUSTRIES),
+                Column("scope", allowed=SCOPES),
+                Column("region"),
+                Column("account_manager"),
+                Column("signed_on", "date", required=True),
+                _ts(),
+            ),
+        ),
+        Feed(
+            "orders",
+            ("order_id",),
+            (
+                Column("order_id", required=True),
+                Column("customer_id", required=True),
+                Column("contract_id"),
+                Column("order_date", "date", required=True),
+                Column("status", required=True, allowed=ORDER_STATUSES),
+                Column("currency", "currency"),
+                Column("list_amount", "decimal", required=True, min_value=0),
+                Column("net_amount", "decimal", required=True, min_value=0),
+                Column("cost_amount", "decimal", min_value=0),
+                _ts(),
+            ),
+        ),
+        Feed(
+            "invoices",
+            ("invoice_id",),
+            (
+                Column("invoice_id", required=True),
+                Column("customer_id", required=True),
+                Column("order_id"),
+                Column("invoice_date", "date", required=True),
+                Column("due_date", "date", required=True),
+                Column("currency", "currency"),
+                Column("amount", "decimal", required=True, min_value=0, min_exclusive=True),
+                _ts(),
+            ),
+            row_rules=(("due_before_invoice", "due_date >= invoice_date"),),
+        ),
+        Feed(
+            "payments",
+            ("payment_id",),
+            (
+                Column("payment_id", required=True),
+                Column("invoice_id", required=True),
+                Column("customer_id", required=True),
+                Column("payment_date", "date", required=True),
+                Column("currency", "currency"),
+                Column("amount", "decimal", required=True, min_value=0, min_exclusive=True),
+                Column("method"),
+                _ts(),
+            ),
+        ),
+        Feed(
+            "survey_responses",
+            ("response_id",),
+            (
+                Column("response_id", required=True),
+                Column("customer_id", required=True),
+                Column("survey_id"),
+                Column("submitted_at", "timestamp", required=True),
+                Column("nps_score", "integer", min_value=0, max_value=10),
+                Column("satisfaction", "integer", min_value=1, max_value=5),
+                Column("product_quality", "integer", min_value=1, max_value=5),
+                Column("delivery", "integer", min_value=1, max_value=5),
+                Column("after_sales_service", "integer", min_value=1, max_value=5),
+                Column("responsiveness", "integer", min_value=1, max_value=5),
+                Column("comment"),
+                Column("respondent_name"),
+                Column("respondent_phone"),
+                Column("respondent_email"),
+                _ts(),
+            ),
+            optional=True,
+        ),
+        Feed(
+            "fx_rates",
+            ("currency", "month"),
+            (
+                Column("currency", "currency", required=True),
+                Column("month", "month", required=True),
+                Column("rate_to_reporting", "decimal", required=True, min_value=0, min_exclusive=True),
+            ),
+            optional=True,
+        ),
+        Feed(
+            "tier_overrides",
+            ("customer_id", "eval_month"),
+            (
+                Column("customer_id", required=True),
+                Column("eval_month", "month", required=True),
+                Column("tier", required=True, allowed=TIERS),
+                Column("reason", required=True),
+                Column("approved_by", required=True, missing_reason="not_approved"),
+                _ts(),
+            ),
+            optional=True,
+        ),
+    )
+}
+
+# Machine-readable reason codes a quarantined row or file can carry (documented in
+# docs/ingest.md). Column-level codes are built as `<code>:<column>`.
+ROW_REASONS = {
+    "missing": "a required value is empty",
+    "bad_date": "not a YYYY-MM-DD date",
+    "bad_timestamp": "not an ISO 8601 timestamp",
+    "bad_month": "not a YYYY-MM month",
+    "bad_number": "not a decimal number",
+    "bad_integer": "not an integer",
+    "bad_currency": "not a three-letter ISO 4217 code",
+    "not_allowed": "value outside its allowed set",
+    "out_of_range": "number outside its allowed range",
+    "due_before_invoice": "due_date before invoice_date",
+    "not_approved": "tier override without approved_by",
+}
+FILE_REASONS = {
+    "missing_columns": "a required column is absent from the header",
+    "undecodable": "bytes that are not UTF-8 text",
+    "unreadable": "not a CSV file the reader can parse",
+    "empty": "no header or no bytes",
+}

@@ -1,0 +1,45 @@
+"""Opening the embedded DuckDB warehouse, with a clear error when another run holds it."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from keyaccounts.errors import InputError, WarehouseLocked
+
+
+def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    if not read_only:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the warehouse folder {path.parent}: {exc.strerror}") from None
+    elif not path.exists():
+        raise InputError(f"warehouse {path} does not exist; run `keyaccounts run` first")
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise WarehouseLocked(
+                f"warehouse {path} is in use by another process (one writer at a time); retry when it finishes"
+            ) from None
+        raise InputError(f"cannot open warehouse {path}: {text.splitlines()[0]}") from None
+
+
+@contextmanager
+def connection(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    conn = connect(path, read_only=read_only)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier that comes from configuration or a file header."""
+    return '"' + name.replace('"', '""') + '"'
