@@ -102,6 +102,7 @@ def cmd_demo(args) -> int:
     inbox = base / "inbox"
     spec = importlib.util.spec_from_file_location("generate_demo_data", PROJECT_ROOT / "scripts" / "generate_demo_data.py")
     gen = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = gen  # dataclasses in the script look their module up
     spec.loader.exec_module(gen)
     counts = gen.generate(inbox, customers=args.customers, years=args.years, seed=args.seed, end_month=args.through)
     print("demo inbox: " + ", ".join(f"{k}={v}" for k, v in counts.items()) + f" in {inbox}")
@@ -184,6 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("keyaccounts: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not a user error: one line here, the traceback in a file
+        import tempfile
+        import traceback
+
+        log = Path(tempfile.gettempdir()) / "keyaccounts-crash.log"
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        print(f"keyaccounts: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              file=sys.stderr)
+        print(f"keyaccounts: details: {log}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
