@@ -35,6 +35,24 @@ def dbt_env(warehouse: Path, state_dir: Path) -> dict[str, str]:
     }
 
 
+def _release_duckdb() -> None:
+    """dbt-duckdb keeps its DuckDB instance open in the process after a run (a class-level
+    cache), which holds the file lock and blocks a read-only open from the same process.
+    The next pipeline step must be able to open the file, so we close it here."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # dbt-duckdb not in use
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None:
+            try:
+                env.close()
+            except Exception:  # closing is best effort; a new run re-creates the environment
+                pass
+
+
 def run_dbt(command: str, warehouse: Path, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None) -> None:
     """Run `dbt <command>` against the warehouse; raise BuildFailed with the first failing node."""
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
@@ -49,7 +67,10 @@ def run_dbt(command: str, warehouse: Path, state_dir: Path, dbt_vars: dict, extr
         "--no-use-colors",
     ] + (extra or [])
     with _env(dbt_env(warehouse, state_dir)):
-        result = dbtRunner().invoke(args)
+        try:
+            result = dbtRunner().invoke(args)
+        finally:
+            _release_duckdb()
     if result.success:
         return
     log = state_dir / "logs" / "dbt.log"

@@ -1,0 +1,54 @@
+"""Shared helpers: write a small inbox from CSV text, run the real pipeline, query marts."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from keyaccounts.config import RunConfig
+from keyaccounts.pipeline import run_pipeline
+
+EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec" / "example"
+if not EXAMPLE_DIR.exists():  # a clone beside shared/ (CI) or inside the work tree
+    EXAMPLE_DIR = Path(os.environ.get("KEYACCOUNTS_SPEC_DIR", "../shared/spec")) / "example"
+
+
+def write_inbox(root: Path, files: dict[str, str]) -> Path:
+    """files: {'orders/part-0001.csv': 'csv text'}; the text is dedented and stripped."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).strip() + "\n", encoding="utf-8")
+    return root
+
+
+def run(inbox: Path, warehouse: Path, through: str, **kwargs):
+    return run_pipeline(RunConfig(inbox=inbox, warehouse=warehouse, through=through, **kwargs))
+
+
+def rows(warehouse: Path, sql: str, params=None) -> list[dict]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        cur = conn.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def one(warehouse: Path, sql: str, params=None) -> dict:
+    result = rows(warehouse, sql, params)
+    assert len(result) == 1, f"expected one row, got {len(result)}: {result}"
+    return result[0]
+
+
+def dec(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+@pytest.fixture(scope="session")
+def example_dir() -> Path:
+    assert EXAMPLE_DIR.exists(), f"worked example not found at {EXAMPLE_DIR}"
+    return EXAMPLE_DIR
