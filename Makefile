@@ -4,6 +4,7 @@ UV_VERSION ?= 0.13.9
 VENV := .venv
 STATE := .state
 PY := $(VENV)/bin/python
+# uv from PATH, else a private copy installed with pip into the state folder.
 UV := $(shell command -v uv 2>/dev/null || echo $(STATE)/uv/bin/uv)
 
 .PHONY: setup test demo lint clean
@@ -12,10 +13,8 @@ UV := $(shell command -v uv 2>/dev/null || echo $(STATE)/uv/bin/uv)
 # The stamp makes a second `make setup` a no-op unless the lock or pyproject changed.
 setup: $(VENV)/.synced
 
-$(UV):
-	@mkdir -p $(STATE)/uv
-	python3 -m pip install --quiet --disable-pip-version-check --target $(STATE)/uv/lib "uv==$(UV_VERSION)"
-	@mkdir -p $(STATE)/uv/bin && printf '#!/bin/sh\nPYTHONPATH=%s exec python3 -m uv "$$@"\n' "$(CURDIR)/$(STATE)/uv/lib" > $(STATE)/uv/bin/uv && chmod +x $(STATE)/uv/bin/uv
+$(STATE)/uv/bin/uv:
+	python3 -m pip install --quiet --disable-pip-version-check --target $(STATE)/uv "uv==$(UV_VERSION)"
 
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --python 3.11
