@@ -22,6 +22,8 @@
 {# The evaluation month asked for (--through), as a month index; a missing or malformed value stops the build. #}
 {% macro through_month_index() -%}
     {%- set m = var('through_month') -%}
+    {#- at parse time (dbt parse, Cosmos manifests) no month is needed -#}
+    {%- if not execute and m is none -%}{%- set m = '2000-01' -%}{%- endif -%}
     {%- if m is none or not modules.re.match('^[0-9]{4}-(0[1-9]|1[0-2])$', m | string) -%}
         {{ exceptions.raise_compiler_error("var through_month must be YYYY-MM, got: " ~ m) }}
     {%- endif -%}
@@ -33,7 +35,8 @@
 {% macro parse_timestamp_utc(col) -%}
     case
         when nullif(trim({{ col }}), '') is null then null
-        when regexp_matches(trim({{ col }}), '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$')
+        -- an offset only counts after a time of day: '2024-05-02' ends in '-02', which is no offset
+        when regexp_matches(trim({{ col }}), '[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$')
             then {{ tz_to_utc("cast(trim(" ~ col ~ ") as timestamptz)") }}
         else {{ local_to_utc("cast(trim(" ~ col ~ ") as timestamp)") }}
     end

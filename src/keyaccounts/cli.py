@@ -123,6 +123,10 @@ def cmd_status(args) -> int:
 
     console = Console()
     with connection(args.warehouse, read_only=True) as conn:
+        if not _has_table(conn, "audit", "ingest_runs"):
+            from keyaccounts.errors import InputError
+
+            raise InputError(f"{args.warehouse} holds no keyaccounts run yet; run `keyaccounts run` first")
         rows = conn.execute(
             """select feed, sum(files_seen), sum(files_taken), sum(files_quarantined), sum(rows_read),
                       sum(rows_loaded), sum(rows_updated), sum(rows_quarantined), max(finished_at)

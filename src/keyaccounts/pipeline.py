@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from keyaccounts.config import RunConfig
+from keyaccounts.errors import InputError
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.publish.exports import export_month
 from keyaccounts.transform.dbt import run_dbt
@@ -45,6 +46,8 @@ def publish_task(cfg: RunConfig) -> list[Path]:
 def run_pipeline(cfg: RunConfig) -> RunResult:
     run_id = cfg.run_id or new_run_id()
     result = RunResult(run_id)
+    if not cfg.inbox.is_dir():  # before the warehouse is created or locked
+        raise InputError(f"inbox {cfg.inbox} is not a readable folder")
     # Fail fast on a locked warehouse before reading any file.
     with connection(cfg.warehouse):
         pass

@@ -8,4 +8,4 @@ select
     m.month_end
 from {{ ref('stg_customers') }} as c
 inner join {{ ref('int_eval_months') }} as m
-    on m.month_end >= c.signed_on
+    on c.signed_on <= m.month_end

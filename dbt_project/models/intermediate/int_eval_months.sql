@@ -9,7 +9,8 @@ with recursive bounds as (
 ),
 
 months (month_idx) as (
-    select first_idx from bounds where first_idx is not null and first_idx <= last_idx
+    select first_idx from bounds
+    where first_idx is not null and first_idx <= last_idx
     union all
     select months.month_idx + 1
     from months

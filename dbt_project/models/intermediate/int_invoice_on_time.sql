@@ -10,5 +10,5 @@ left join {{ ref('int_payments_applied') }} as p
     on
         i.invoice_id = p.invoice_id
         and p.is_applied
-        and p.payment_date <= i.due_date
+        and i.due_date >= p.payment_date
 group by i.invoice_id, i.customer_id, i.due_idx, i.amount_reporting

@@ -2,16 +2,25 @@
 -- invoice month while something is left to pay, with the amount left at end(M) and its
 -- days past due. The remaining amount is a step function that changes in payment months.
 with changes as (
-    select invoice_id, invoice_idx as start_idx, cast(0 as {{ money_type() }}) as capped_cum
+    select
+        invoice_id,
+        invoice_idx as start_idx,
+        cast(0 as {{ money_type() }}) as capped_cum
     from {{ ref('int_invoices_counted') }}
     union all
     -- a payment before the invoice month already counts in the invoice month
-    select invoice_id, greatest(pay_idx, invoice_idx), capped_cum
+    select
+        invoice_id,
+        greatest(pay_idx, invoice_idx) as start_idx,
+        capped_cum
     from {{ ref('int_invoice_payment_steps') }}
 ),
 
 steps as (
-    select invoice_id, start_idx, max(capped_cum) as capped_cum
+    select
+        invoice_id,
+        start_idx,
+        max(capped_cum) as capped_cum
     from changes
     group by invoice_id, start_idx
 ),
@@ -40,6 +49,6 @@ select
 from pieces as p
 inner join {{ ref('int_eval_months') }} as m
     on
-        m.month_idx >= p.start_idx
-        and (p.end_idx is null or m.month_idx < p.end_idx)
+        p.start_idx <= m.month_idx
+        and (p.end_idx is null or p.end_idx > m.month_idx)
 where p.remaining > 0

@@ -1,7 +1,10 @@
 -- metrics.md "Satisfaction and loyalty": survey counts over W(M) by the local date of
 -- submitted_at, NPS and CSAT from them, and the loyalty score's three parts.
 with spine as (
-    select customer_id, month_idx from {{ ref('int_customer_months') }}
+    select
+        customer_id,
+        month_idx
+    from {{ ref('int_customer_months') }}
 ),
 
 activity as (
@@ -20,13 +23,28 @@ activity as (
 ),
 
 per_month as (
-    select customer_id, month_idx, sum(responses) as responses, sum(nps_responses) as nps_responses,
-        sum(promoters) as promoters, sum(detractors) as detractors,
-        sum(satisfaction_responses) as satisfaction_responses, sum(satisfaction_sum) as satisfaction_sum
+    select
+        customer_id,
+        month_idx,
+        sum(responses) as responses,
+        sum(nps_responses) as nps_responses,
+        sum(promoters) as promoters,
+        sum(detractors) as detractors,
+        sum(satisfaction_responses) as satisfaction_responses,
+        sum(satisfaction_sum) as satisfaction_sum
     from (
         select * from activity
         union all
-        select customer_id, month_idx, 0, 0, 0, 0, 0, 0 from spine
+        select
+            customer_id,
+            month_idx,
+            0 as responses,
+            0 as nps_responses,
+            0 as promoters,
+            0 as detractors,
+            0 as satisfaction_responses,
+            0 as satisfaction_sum
+        from spine
     ) as u
     group by customer_id, month_idx
 ),
@@ -53,10 +71,12 @@ measures as (
         cast(w.nps_responses_12m as bigint) as nps_responses_12m,
         cast(w.promoters_12m as bigint) as promoters_12m,
         cast(w.detractors_12m as bigint) as detractors_12m,
-        case when w.nps_responses_12m > 0
+        case
+            when w.nps_responses_12m > 0
                 then 100.0 * (w.promoters_12m - w.detractors_12m) / w.nps_responses_12m
         end as nps_12m,
-        case when w.satisfaction_responses_12m > 0
+        case
+            when w.satisfaction_responses_12m > 0
                 then 1.0 * w.satisfaction_sum_12m / w.satisfaction_responses_12m
         end as csat_12m,
         sales.active_months_12m,

@@ -2,33 +2,74 @@
 -- due in month d counts for M in [d, d + 11]; a capped payment increment made in month p
 -- counts for M in [max(d, p), d + 11]. Linear in the number of invoices and payments.
 with events as (
-    select customer_id, due_idx as month_idx, amount_reporting as d_billed,
-        paid_on_time as d_on_time, cast(0 as {{ money_type() }}) as d_collected
+    select
+        customer_id,
+        due_idx as month_idx,
+        amount_reporting as d_billed,
+        paid_on_time as d_on_time,
+        cast(0 as {{ money_type() }}) as d_collected
     from {{ ref('int_invoice_on_time') }}
     union all
-    select customer_id, due_idx + {{ var('window_months') }}, -amount_reporting, -paid_on_time, 0
+    select
+        customer_id,
+        due_idx + {{ var('window_months') }} as month_idx,
+        -amount_reporting as d_billed,
+        -paid_on_time as d_on_time,
+        0 as d_collected
     from {{ ref('int_invoice_on_time') }}
     union all
-    select customer_id, greatest(due_idx, pay_idx), 0, 0, collected_delta
+    select
+        customer_id,
+        greatest(due_idx, pay_idx) as month_idx,
+        0 as d_billed,
+        0 as d_on_time,
+        collected_delta as d_collected
     from {{ ref('int_invoice_payment_steps') }}
     where greatest(due_idx, pay_idx) < due_idx + {{ var('window_months') }}
     union all
-    select customer_id, due_idx + {{ var('window_months') }}, 0, 0, -collected_delta
+    select
+        customer_id,
+        due_idx + {{ var('window_months') }} as month_idx,
+        0 as d_billed,
+        0 as d_on_time,
+        -collected_delta as d_collected
     from {{ ref('int_invoice_payment_steps') }}
     where greatest(due_idx, pay_idx) < due_idx + {{ var('window_months') }}
 ),
 
 spine as (
-    select customer_id, month_idx from {{ ref('int_customer_months') }}
+    select
+        customer_id,
+        month_idx
+    from {{ ref('int_customer_months') }}
 ),
 
 per_month as (
-    select customer_id, month_idx, sum(d_billed) as d_billed, sum(d_on_time) as d_on_time,
-        sum(d_collected) as d_collected, max(is_spine) as is_spine
+    select
+        customer_id,
+        month_idx,
+        sum(d_billed) as d_billed,
+        sum(d_on_time) as d_on_time,
+        sum(d_collected) as d_collected,
+        max(is_spine) as is_spine
     from (
-        select customer_id, month_idx, d_billed, d_on_time, d_collected, 0 as is_spine from events
+        select
+            customer_id,
+            month_idx,
+            d_billed,
+            d_on_time,
+            d_collected,
+            0 as is_spine
+        from events
         union all
-        select customer_id, month_idx, 0, 0, 0, 1 from spine
+        select
+            customer_id,
+            month_idx,
+            0 as d_billed,
+            0 as d_on_time,
+            0 as d_collected,
+            1 as is_spine
+        from spine
     ) as u
     group by customer_id, month_idx
 ),

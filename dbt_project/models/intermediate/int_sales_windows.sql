@@ -1,7 +1,11 @@
 -- metrics.md "Sales": rolling W(M) and P(M) measures per evaluated customer and month,
 -- unrounded (customer_sales_monthly publishes them rounded).
 with spine as (
-    select customer_id, month_idx, month_end from {{ ref('int_customer_months') }}
+    select
+        customer_id,
+        month_idx,
+        month_end
+    from {{ ref('int_customer_months') }}
 ),
 
 activity as (
@@ -18,18 +22,26 @@ activity as (
 ),
 
 combined as (
-    select customer_id, month_idx, revenue, gross_profit, list_amount, orders, last_order_date, 0 as is_spine
+    select
+        customer_id,
+        month_idx,
+        revenue,
+        gross_profit,
+        list_amount,
+        orders,
+        last_order_date,
+        0 as is_spine
     from activity
     union all
     select
         customer_id,
         month_idx,
-        cast(0 as {{ money_type() }}),
-        cast(0 as {{ money_type() }}),
-        cast(0 as {{ money_type() }}),
-        0,
-        cast(null as date),
-        1
+        cast(0 as {{ money_type() }}) as revenue,
+        cast(0 as {{ money_type() }}) as gross_profit,
+        cast(0 as {{ money_type() }}) as list_amount,
+        0 as orders,
+        cast(null as date) as last_order_date,
+        1 as is_spine
     from spine
 ),
 
@@ -80,7 +92,9 @@ contracts as (
 ),
 
 first_orders as (
-    select customer_id, min(order_date) as first_order_date
+    select
+        customer_id,
+        min(order_date) as first_order_date
     from {{ ref('int_orders_completed') }}
     group by customer_id
 )

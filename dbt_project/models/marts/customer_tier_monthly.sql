@@ -34,7 +34,8 @@ with joined as (
     inner join {{ ref('int_tier_assignment') }} as t on m.customer_id = t.customer_id and m.month_idx = t.month_idx
     inner join {{ ref('int_receivables_windows') }} as rec
         on m.customer_id = rec.customer_id and m.month_idx = rec.month_idx
-    inner join {{ ref('int_loyalty_windows') }} as loy on m.customer_id = loy.customer_id and m.month_idx = loy.month_idx
+    inner join {{ ref('int_loyalty_windows') }} as loy
+        on m.customer_id = loy.customer_id and m.month_idx = loy.month_idx
     inner join {{ ref('int_sales_windows') }} as sales
         on m.customer_id = sales.customer_id and m.month_idx = sales.month_idx
     left join {{ ref('stg_tier_overrides') }} as o

@@ -1,5 +1,8 @@
 with latest_tier as (
-    select customer_id, eval_month, tier
+    select
+        customer_id,
+        eval_month,
+        tier
     from (
         select
             customer_id,
@@ -12,7 +15,9 @@ with latest_tier as (
 ),
 
 first_orders as (
-    select customer_id, min(order_date) as first_order_date
+    select
+        customer_id,
+        min(order_date) as first_order_date
     from {{ ref('int_orders_completed') }}
     group by customer_id
 )

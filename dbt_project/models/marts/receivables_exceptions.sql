@@ -41,47 +41,87 @@ where not is_applied
 union all
 
 select
-    'overpayment',
-    'invoices',
-    invoice_id,
+    'overpayment' as exception_type,
+    'invoices' as feed,
+    invoice_id as record_id,
     customer_id,
     invoice_id,
     currency,
-    paid - amount,
-    'paid ' || cast(paid as varchar) || ' on an invoice of ' || cast(amount as varchar),
-    cast(null as varchar),
-    cast(null as bigint)
+    paid - amount as amount,
+    'paid ' || cast(paid as varchar) || ' on an invoice of ' || cast(amount as varchar) as detail,
+    cast(null as varchar) as source_file,
+    cast(null as bigint) as source_line
 from overpaid
 
 union all
 
 select
-    'orphan_order', 'orders', o.order_id, o.customer_id, cast(null as varchar), o.currency, o.net_amount,
-    'customer not in the master', o.source_file, o.source_line
+    'orphan_order' as exception_type,
+    'orders' as feed,
+    o.order_id as record_id,
+    o.customer_id,
+    cast(null as varchar) as invoice_id,
+    o.currency,
+    o.net_amount as amount,
+    'customer not in the master' as detail,
+    o.source_file,
+    o.source_line
 from {{ ref('stg_orders') }} as o
-where not exists (select 1 from customers as c where c.customer_id = o.customer_id)
+where
+    not exists (
+        select 1 from customers as c
+        where c.customer_id = o.customer_id
+    )
 
 union all
 
 select
-    'orphan_invoice', 'invoices', i.invoice_id, i.customer_id, i.invoice_id, i.currency, i.amount,
-    'customer not in the master', i.source_file, i.source_line
+    'orphan_invoice' as exception_type,
+    'invoices' as feed,
+    i.invoice_id as record_id,
+    i.customer_id,
+    i.invoice_id,
+    i.currency,
+    i.amount,
+    'customer not in the master' as detail,
+    i.source_file,
+    i.source_line
 from {{ ref('stg_invoices') }} as i
-where not exists (select 1 from customers as c where c.customer_id = i.customer_id)
+where
+    not exists (
+        select 1 from customers as c
+        where c.customer_id = i.customer_id
+    )
 
 union all
 
 select
-    'missing_fx_rate', 'orders', order_id, customer_id, cast(null as varchar), currency, net_amount,
-    'no ' || currency || ' rate for ' || {{ month_label('order_month') }}, source_file, source_line
+    'missing_fx_rate' as exception_type,
+    'orders' as feed,
+    order_id as record_id,
+    customer_id,
+    cast(null as varchar) as invoice_id,
+    currency,
+    net_amount as amount,
+    'no ' || currency || ' rate for ' || {{ month_label('order_month') }} as detail,
+    source_file,
+    source_line
 from {{ ref('stg_orders') }}
 where fx_rate is null
 
 union all
 
 select
-    'missing_fx_rate', 'invoices', invoice_id, customer_id, invoice_id, currency, amount,
-    'no ' || currency || ' rate for ' || {{ month_label("cast(date_trunc('month', invoice_date) as date)") }},
-    source_file, source_line
+    'missing_fx_rate' as exception_type,
+    'invoices' as feed,
+    invoice_id as record_id,
+    customer_id,
+    invoice_id,
+    currency,
+    amount,
+    'no ' || currency || ' rate for ' || {{ month_label("cast(date_trunc('month', invoice_date) as date)") }}
+        as detail,
+    source_file,
+    source_line
 from {{ ref('stg_invoices') }}
 where fx_rate is null

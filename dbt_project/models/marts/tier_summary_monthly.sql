@@ -2,8 +2,10 @@
 -- mean collection rate and mean NPS (means over customers where the measure is known).
 with tiers as (
     select 'A' as tier
-    union all select 'B'
-    union all select 'C'
+    union all
+    select 'B'
+    union all
+    select 'C'
 ),
 
 months as (

@@ -24,7 +24,8 @@ deduplicated as (
 ),
 
 current_rows as (
-    select * from deduplicated where _dedupe_rank = 1
+    select * from deduplicated
+    where _dedupe_rank = 1
 )
 
 -- Converted with the rate of the invoice's month; its payments use the same rate.

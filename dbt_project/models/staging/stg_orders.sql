@@ -26,7 +26,8 @@ deduplicated as (
 ),
 
 current_rows as (
-    select * from deduplicated where _dedupe_rank = 1
+    select * from deduplicated
+    where _dedupe_rank = 1
 )
 
 -- Amounts converted with the rate of the order's own month (metrics.md).

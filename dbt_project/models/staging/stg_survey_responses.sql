@@ -15,7 +15,7 @@ typed as (
         cast(nullif(trim(delivery), '') as integer) as delivery,
         cast(nullif(trim(after_sales_service), '') as integer) as after_sales_service,
         cast(nullif(trim(responsiveness), '') as integer) as responsiveness,
-        nullif(trim(comment), '') as comment,
+        nullif(trim(comment), '') as comment_text,
         {{ pii_hash(["respondent_name", "respondent_phone", "respondent_email"]) }} as respondent_hash,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         _file as source_file,
@@ -41,7 +41,8 @@ select
     delivery,
     after_sales_service,
     responsiveness,
-    comment,
+    -- `comment` is a keyword, but it is the feed's column name and is published as such
+    comment_text as comment,  -- noqa: RF04
     respondent_hash,
     updated_at_utc,
     source_file,

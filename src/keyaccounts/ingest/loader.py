@@ -26,6 +26,9 @@ META_COLUMNS = ("_file", "_line", "_file_seq", "_run_id", "_loaded_at")
 NUMBER_RE = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
 INTEGER_RE = r"^[+-]?[0-9]+$"
 MONTH_RE = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# ISO 8601: a date, or a date and time with an optional offset (Z, +08, +0800, +08:00)
+TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
 CURRENCY_RE = r"^[A-Z]{3}$"
 
 
@@ -57,24 +60,27 @@ def _sql_literal_list(values: tuple[str, ...]) -> str:
 
 
 def _column_checks(col: Column) -> list[str]:
-    """SQL expressions, each yielding a reason code or NULL, for one text column `v`."""
+    """SQL expressions, each yielding a reason code or NULL, for one text column `v`.
+
+    A value passes its kind's check only if it has the contract's format *and* converts to
+    the type staging casts it to, so no row that passes here can break the dbt build."""
     v = f"nullif(trim({quote_ident(col.name)}), '')"
     name = col.name
     checks = []
     if col.required:
         checks.append(f"case when {v} is null then '{col.missing_reason or 'missing:' + name}' end")
     kind_checks = {
-        "date": f"try_strptime({v}, '%Y-%m-%d') is null",
-        "timestamp": f"try_cast({v} as timestamptz) is null",
+        "date": f"not regexp_full_match({v}, '{DATE_RE}') or try_cast({v} as date) is null",
+        "timestamp": f"not regexp_full_match({v}, '{TIMESTAMP_RE}') or try_cast({v} as timestamptz) is null",
         "month": f"not regexp_full_match({v}, '{MONTH_RE}')",
-        "decimal": f"not regexp_full_match({v}, '{NUMBER_RE}')",
-        "integer": f"not regexp_full_match({v}, '{INTEGER_RE}')",
+        "decimal": f"not regexp_full_match({v}, '{NUMBER_RE}') or try_cast({v} as decimal(38, 8)) is null",
+        "integer": f"not regexp_full_match({v}, '{INTEGER_RE}') or try_cast({v} as integer) is null",
         "currency": f"not regexp_full_match({v}, '{CURRENCY_RE}')",
     }
     codes = {"date": "bad_date", "timestamp": "bad_timestamp", "month": "bad_month",
              "decimal": "bad_number", "integer": "bad_integer", "currency": "bad_currency"}
     if col.kind in kind_checks:
-        checks.append(f"case when {v} is not null and {kind_checks[col.kind]} then '{codes[col.kind]}:{name}' end")
+        checks.append(f"case when {v} is not null and ({kind_checks[col.kind]}) then '{codes[col.kind]}:{name}' end")
     if col.allowed:
         checks.append(f"case when {v} is not null and {v} not in ({_sql_literal_list(col.allowed)}) "
                       f"then 'not_allowed:{name}' end")
@@ -96,13 +102,15 @@ def _row_rule_checks(feed: Feed) -> list[str]:
         typed = predicate
         for col in feed.columns:
             if col.kind == "date" and col.name in predicate:
-                typed = typed.replace(col.name, f"try_strptime(nullif(trim({quote_ident(col.name)}), ''), '%Y-%m-%d')")
+                typed = typed.replace(col.name, f"try_cast(nullif(trim({quote_ident(col.name)}), '') as date)")
         checks.append(f"case when coalesce(not ({typed}), false) then '{code}' end")
     return checks
 
 
 def reason_expression(feed: Feed) -> str:
-    checks = [c for col in feed.columns for c in _column_checks(col)] + _row_rule_checks(feed)
+    # a record with more fields than the header cannot be aligned with its columns
+    width = "case when _extra_fields then 'too_many_fields' end"
+    checks = [width] + [c for col in feed.columns for c in _column_checks(col)] + _row_rule_checks(feed)
     return f"nullif(concat_ws(';', {', '.join(checks)}), '')"
 
 
@@ -123,7 +131,7 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     )
     conn.execute(
         """create table if not exists audit.ingest_runs (
-            run_id varchar, feed varchar, files_seen bigint, files_taken bigint,
+            run_id varchar, feed varchar, status varchar, files_seen bigint, files_taken bigint,
             files_skipped bigint, files_quarantined bigint, rows_read bigint,
             rows_loaded bigint, rows_updated bigint, rows_quarantined bigint,
             finished_at timestamptz)"""
@@ -158,100 +166,141 @@ def _file_arrow(feed: Feed, content: readers.FileContent) -> pa.Table:
             [r[i] for r in content.rows] if i is not None else [None] * len(content.rows), pa.string()
         )
     arrays["_line"] = pa.array(content.lines, pa.int64())
+    arrays["_extra_fields"] = pa.array(content.extra_fields or [False] * len(content.rows), pa.bool_())
     return pa.table(arrays)
 
 
-def _take_file(conn, feed: Feed, path: Path, rel_name: str, sha: str, run_id: str, stats: FeedStats) -> None:
-    now = datetime.now(timezone.utc)
-    file_seq = conn.execute("select coalesce(max(file_seq), 0) + 1 from audit.manifest").fetchone()[0]
-    size = path.stat().st_size
+@dataclass
+class _StagedFile:
+    """A file read and checked, not yet recorded: rows wait in a temp table until the run
+    knows it is under the reject threshold."""
+
+    feed: Feed
+    rel_name: str
+    sha: str
+    size: int
+    encoding: str | None = None
+    temp_table: str | None = None
+    rows_read: int = 0
+    rows_bad: int = 0
+    bad_reason: str | None = None  # whole-file quarantine
+    bad_detail: str | None = None
+
+
+def _stage_file(conn, feed: Feed, path: Path, rel_name: str, sha: str, n: int) -> _StagedFile:
+    staged = _StagedFile(feed, rel_name, sha, path.stat().st_size)
     try:
         content = readers.read_file(path)
         missing = [c for c in feed.required_columns if c not in content.header]
         if missing:
             raise readers.UnreadableFile("missing_columns", "missing required column(s): " + ", ".join(missing))
     except readers.UnreadableFile as bad:
-        conn.execute("begin transaction")
-        conn.execute(
-            "insert into quarantine.files values (?, ?, ?, ?, ?, ?, ?)",
-            [run_id, feed.name, rel_name, sha, bad.reason, bad.detail, now],
-        )
-        conn.execute(
-            "insert into audit.manifest values (?, ?, ?, ?, ?, ?, NULL, 0, 0, 0, 'quarantined', ?, ?)",
-            [file_seq, run_id, feed.name, rel_name, size, sha, bad.reason, now],
-        )
-        conn.execute("commit")
-        stats.files_quarantined += 1
-        return
-
-    table = _file_arrow(feed, content)
-    conn.register("incoming", table)
-    cols = ", ".join(quote_ident(c) for c in feed.column_names)
-    key_match = " and ".join(f"k.{quote_ident(k)} = s.{quote_ident(k)}" for k in feed.key)
-    conn.execute("begin transaction")
+        staged.bad_reason, staged.bad_detail = bad.reason, bad.detail
+        return staged
+    staged.encoding = content.encoding
+    staged.temp_table = f"ingest_stage_{n}"
+    conn.register("incoming", _file_arrow(feed, content))
     try:
         conn.execute(
-            f"create or replace temp table checked as select *, {reason_expression(feed)} as _reason from incoming"
+            f"create or replace temp table {staged.temp_table} as "
+            f"select *, {reason_expression(feed)} as _reason from incoming"
         )
-        meta = "?, _line, ?, ?, ?"
-        params = [rel_name, file_seq, run_id, now]
-        updated = conn.execute(
-            f"select count(*) from checked s where _reason is null and exists "
-            f"(select 1 from raw.{feed.name} k where {key_match})"
-        ).fetchone()[0]
+    finally:
+        conn.unregister("incoming")
+    staged.rows_read = len(content.rows)
+    staged.rows_bad = conn.execute(
+        f"select count(*) from {staged.temp_table} where _reason is not null"
+    ).fetchone()[0]
+    return staged
+
+
+def _record_quarantine(conn, staged: _StagedFile, file_seq: int | None, run_id: str, now: datetime) -> None:
+    if staged.temp_table is None:
         conn.execute(
-            f"insert into raw.{feed.name} select {cols}, {meta} from checked where _reason is null order by _line",
-            params,
+            "insert into quarantine.files values (?, ?, ?, ?, ?, ?, ?)",
+            [run_id, staged.feed.name, staged.rel_name, staged.sha, staged.bad_reason, staged.bad_detail, now],
         )
+        return
+    cols = ", ".join(quote_ident(c) for c in staged.feed.column_names)
+    conn.execute(
+        f"insert into quarantine.{staged.feed.name} select {cols}, ?, _line, ?, ?, ?, _reason "
+        f"from {staged.temp_table} where _reason is not null order by _line",
+        [staged.rel_name, file_seq, run_id, now],
+    )
+
+
+def _commit_file(conn, staged: _StagedFile, run_id: str, stats: FeedStats) -> None:
+    """Record one file: its good rows, bad rows and manifest row in one transaction."""
+    feed = staged.feed
+    now = datetime.now(timezone.utc)
+    conn.execute("begin transaction")
+    try:
+        file_seq = conn.execute("select coalesce(max(file_seq), 0) + 1 from audit.manifest").fetchone()[0]
+        _record_quarantine(conn, staged, file_seq, run_id, now)
+        loaded = updated = 0
+        if staged.temp_table is not None:
+            cols = ", ".join(quote_ident(c) for c in feed.column_names)
+            key_match = " and ".join(f"k.{quote_ident(k)} = s.{quote_ident(k)}" for k in feed.key)
+            updated = conn.execute(
+                f"select count(*) from {staged.temp_table} s where _reason is null and exists "
+                f"(select 1 from raw.{feed.name} k where {key_match})"
+            ).fetchone()[0]
+            conn.execute(
+                f"insert into raw.{feed.name} select {cols}, ?, _line, ?, ?, ? from {staged.temp_table} "
+                "where _reason is null order by _line",
+                [staged.rel_name, file_seq, run_id, now],
+            )
+            loaded = staged.rows_read - staged.rows_bad
         conn.execute(
-            f"insert into quarantine.{feed.name} select {cols}, {meta}, _reason from checked "
-            "where _reason is not null order by _line",
-            params,
-        )
-        loaded, quarantined = conn.execute(
-            "select count(*) filter (where _reason is null), count(*) filter (where _reason is not null) from checked"
-        ).fetchone()
-        conn.execute(
-            "insert into audit.manifest values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded', NULL, ?)",
-            [file_seq, run_id, feed.name, rel_name, size, sha, content.encoding, len(content.rows), loaded,
-             quarantined, now],
+            "insert into audit.manifest values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [file_seq, run_id, feed.name, staged.rel_name, staged.size, staged.sha, staged.encoding,
+             staged.rows_read, loaded, staged.rows_bad,
+             "loaded" if staged.temp_table is not None else "quarantined", staged.bad_reason, now],
         )
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
         raise
-    finally:
-        conn.unregister("incoming")
-    stats.files_taken += 1
-    stats.rows_read += len(content.rows)
+    stats.files_taken += staged.temp_table is not None
+    stats.files_quarantined += staged.temp_table is None
+    stats.rows_read += staged.rows_read
     stats.rows_loaded += loaded
     stats.rows_updated += updated
-    stats.rows_quarantined += quarantined
+    stats.rows_quarantined += staged.rows_bad
+
+
+def _list_files(inbox: Path, feed: Feed) -> list[Path]:
+    folder = inbox / feed.name
+    if not folder.is_dir():
+        return []  # an absent feed is allowed: its measures are null
+    try:
+        # byte order of names decides which file is "taken later" within one run
+        return sorted((p for p in folder.iterdir() if p.is_file() and readers.is_candidate(p)),
+                      key=lambda p: p.name.encode())
+    except PermissionError:
+        raise InputError(f"inbox folder {folder} is not readable") from None
 
 
 def ingest_inbox(
     conn: duckdb.DuckDBPyConnection, inbox: Path, run_id: str, reject_threshold: float = 0.05
 ) -> IngestResult:
-    """Take every new file of every feed folder in `inbox`; raise if too many rows are bad."""
+    """Take every new file of every feed folder in `inbox`.
+
+    Files are first read and checked into temp tables; only when no feed's share of bad rows
+    exceeds the reject threshold are they recorded (each file in one transaction with its
+    manifest row). A rejected run records its quarantined rows and stats but takes no file,
+    so a retry fails the same way until the bad file is fixed or removed.
+    """
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise InputError(f"inbox {inbox} is not a readable folder")
     ensure_schema(conn)
     taken = {row[0] for row in conn.execute("select sha256 from audit.manifest").fetchall()}
     result = IngestResult(run_id)
+    staged: list[_StagedFile] = []
     for feed in FEEDS.values():
-        stats = FeedStats(feed.name)
-        result.feeds[feed.name] = stats
-        folder = inbox / feed.name
-        if not folder.is_dir():
-            continue  # an absent feed is allowed: its measures are null
-        try:
-            # byte order of names decides which file is "taken later" within one run
-            files = sorted((p for p in folder.iterdir() if p.is_file() and readers.is_candidate(p)),
-                           key=lambda p: p.name.encode())
-        except PermissionError:
-            raise InputError(f"inbox folder {folder} is not readable") from None
-        for path in files:
+        stats = result.feeds[feed.name] = FeedStats(feed.name)
+        for path in _list_files(inbox, feed):
             stats.files_seen += 1
             try:
                 sha = _sha256(path)
@@ -260,21 +309,42 @@ def ingest_inbox(
             if sha in taken:
                 stats.files_skipped += 1  # the same content under any name is taken once
                 continue
-            _take_file(conn, feed, path, f"{feed.name}/{path.name}", sha, run_id, stats)
             taken.add(sha)
+            staged.append(_stage_file(conn, feed, path, f"{feed.name}/{path.name}", sha, len(staged)))
+
+    read = {f: sum(s.rows_read for s in staged if s.feed.name == f) for f in FEEDS}
+    bad = {f: sum(s.rows_bad for s in staged if s.feed.name == f) for f in FEEDS}
+    over = [f for f in FEEDS if read[f] and bad[f] / read[f] > reject_threshold]
     now = datetime.now(timezone.utc)
+    try:
+        if over:
+            conn.execute("begin transaction")
+            for s in staged:
+                _record_quarantine(conn, s, None, run_id, now)
+                result.feeds[s.feed.name].rows_read += s.rows_read
+                result.feeds[s.feed.name].rows_quarantined += s.rows_bad
+            _record_run(conn, result, now, status="rejected")
+            conn.execute("commit")
+            f = over[0]
+            raise RejectThresholdExceeded(
+                f"{bad[f]} of {read[f]} {f} rows ({bad[f] / read[f]:.1%}) were quarantined, over the "
+                f"{reject_threshold:.0%} reject threshold; no file of this run was taken and nothing was published",
+                details=f"select * from quarantine.{f} where _run_id = '{run_id}'",
+            )
+        for s in staged:
+            _commit_file(conn, s, run_id, result.feeds[s.feed.name])
+        _record_run(conn, result, datetime.now(timezone.utc), status="loaded")
+    finally:
+        for s in staged:
+            if s.temp_table:
+                conn.execute(f"drop table if exists {s.temp_table}")
+    return result
+
+
+def _record_run(conn, result: IngestResult, now: datetime, status: str) -> None:
     for s in result.feeds.values():
         conn.execute(
-            "insert into audit.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, s.feed, s.files_seen, s.files_taken, s.files_skipped, s.files_quarantined, s.rows_read,
-             s.rows_loaded, s.rows_updated, s.rows_quarantined, now],
+            "insert into audit.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [result.run_id, s.feed, status, s.files_seen, s.files_taken, s.files_skipped, s.files_quarantined,
+             s.rows_read, s.rows_loaded, s.rows_updated, s.rows_quarantined, now],
         )
-    over = [s for s in result.feeds.values() if s.reject_share > reject_threshold]
-    if over:
-        s = over[0]
-        raise RejectThresholdExceeded(
-            f"{s.rows_quarantined} of {s.rows_read} {s.feed} rows ({s.reject_share:.1%}) were quarantined, "
-            f"over the {reject_threshold:.0%} reject threshold; nothing was published",
-            details=f"select * from quarantine.{s.feed} where _run_id = '{run_id}'",
-        )
-    return result

@@ -36,6 +36,7 @@ class FileContent:
     rows: list[list[str | None]]  # aligned with header
     lines: list[int]  # 1-based source line (CSV: the line a record starts on; else row number)
     encoding: str | None = None
+    extra_fields: list[bool] | None = None  # CSV: the record had more fields than the header
 
 
 def is_candidate(path: Path) -> bool:
@@ -55,7 +56,7 @@ def _decode(data: bytes) -> tuple[str, str]:
 
 
 def read_csv_bytes(data: bytes) -> FileContent:
-    if not data.strip():
+    if not data.removeprefix(b"\xef\xbb\xbf").strip():
         raise UnreadableFile("empty", "the file has no header row")
     if b"\x00" in data[:4096]:
         raise UnreadableFile("unreadable", "binary content, not a CSV file")
@@ -68,6 +69,7 @@ def read_csv_bytes(data: bytes) -> FileContent:
     header = [h.strip() for h in header]
     rows: list[list[str | None]] = []
     lines: list[int] = []
+    extra: list[bool] = []
     start = reader.line_num + 1
     width = len(header)
     try:
@@ -78,11 +80,12 @@ def read_csv_bytes(data: bytes) -> FileContent:
             if len(record) < width:
                 record = record + [None] * (width - len(record))
             rows.append([(v if v != "" else None) for v in record[:width]])
+            extra.append(len(record) > width and any(v.strip() for v in record[width:]))
             lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
         raise UnreadableFile("unreadable", f"CSV syntax error near line {reader.line_num}: {exc}") from None
-    return FileContent(header, rows, lines, encoding)
+    return FileContent(header, rows, lines, encoding, extra)
 
 
 def _read_with_duckdb(path: Path, function: str) -> FileContent:

@@ -1,0 +1,155 @@
+"""The error paths of the `keyaccounts` command-line contract (operations.md).
+
+Every failure exits non-zero with a one-line reason on stderr (plus, at most, a pointer to
+the details) and never a bare traceback. These cases all fail before dbt runs, so they are
+fast; a successful pipeline run is covered elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+KEYACCOUNTS = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "keyaccounts"
+EXAMPLE_INBOX = Path("/work/shared/spec/example/inbox")
+
+
+def keyaccounts(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    # TMPDIR: a crash log of an internal error lands in the test's folder, not in /tmp
+    env = {**os.environ, "TMPDIR": str(cwd)}
+    return subprocess.run([str(KEYACCOUNTS), *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=cwd, env=env)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, exit_code: int) -> str:
+    """The contract: the exit status, one `keyaccounts: error:` line, no traceback; returns the line."""
+    assert proc.returncode == exit_code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stdout
+    lines = proc.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("keyaccounts: error:")]
+    assert len(errors) == 1, proc.stderr
+    # anything else on stderr is the pointer to the details
+    assert all(line.startswith("keyaccounts: details:") for line in lines if line not in errors), proc.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def example_inbox(tmp_path) -> Path:
+    inbox = tmp_path / "inbox"
+    shutil.copytree(EXAMPLE_INBOX, inbox)
+    return inbox
+
+
+@pytest.mark.parametrize("month", ["2024-13", "2024-6", "202406", "June", "2024-00"])
+def test_run_with_a_malformed_month_exits_3(tmp_path, example_inbox, month):
+    """operations.md: `run --through YYYY-MM`; a bad month is a user error, one line, exit 3."""
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", warehouse, "--through", month, cwd=tmp_path)
+    line = assert_one_line_error(proc, 3)
+    assert "YYYY-MM" in line
+    assert month in line
+    assert not warehouse.exists()  # rejected before the warehouse is touched
+
+
+def test_run_with_a_missing_inbox_exits_3(tmp_path):
+    """operations.md: an unreadable inbox exits non-zero with a one-line reason naming it."""
+    missing = tmp_path / "no-such-inbox"
+    proc = keyaccounts("run", "--inbox", missing, "--warehouse", tmp_path / "wh.duckdb", "--through", "2024-06",
+                       cwd=tmp_path)
+    line = assert_one_line_error(proc, 3)
+    assert str(missing) in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["run"],
+        ["run", "--inbox", "inbox", "--warehouse", "wh.duckdb"],
+        ["status"],
+        ["export", "--warehouse", "wh.duckdb", "--month", "2024-06"],
+        ["run", "--inbox", "inbox", "--warehouse", "wh.duckdb", "--through", "2024-06", "--reject-threshold", "x"],
+        ["no-such-command"],
+    ],
+    ids=["no-command", "run-bare", "run-no-through", "status-bare", "export-no-out", "threshold-not-number",
+         "unknown-command"],
+)
+def test_usage_errors_exit_2_without_traceback(tmp_path, args):
+    """operations.md: a usage error (missing required argument) exits non-zero, one line,
+    no traceback; by convention usage errors exit 2."""
+    proc = keyaccounts(*args, cwd=tmp_path)
+    assert_one_line_error(proc, 2)
+
+
+def test_var_without_equals_is_a_usage_error(tmp_path, example_inbox):
+    """operations.md: `--var NAME=VALUE`; anything else is a usage error (exit 2), one line."""
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", tmp_path / "wh.duckdb", "--through",
+                       "2024-06", "--var", "grace_months", cwd=tmp_path)
+    line = assert_one_line_error(proc, 2)
+    assert "NAME=VALUE" in line
+
+
+def test_reject_threshold_outside_0_1_exits_3(tmp_path, example_inbox):
+    """operations.md: the reject threshold is a share; 1.5 cannot be used (input error, exit 3)."""
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", tmp_path / "wh.duckdb", "--through",
+                       "2024-06", "--reject-threshold", "1.5", cwd=tmp_path)
+    assert_one_line_error(proc, 3)
+
+
+def test_status_on_a_missing_warehouse_exits_3(tmp_path):
+    """operations.md: `status --warehouse FILE` on a file that does not exist is a user error;
+    status only reads, so it does not create the file."""
+    warehouse = tmp_path / "missing.duckdb"
+    proc = keyaccounts("status", "--warehouse", warehouse, cwd=tmp_path)
+    line = assert_one_line_error(proc, 3)
+    assert str(warehouse) in line
+    assert not warehouse.exists()
+
+
+def test_export_on_a_missing_warehouse_exits_3(tmp_path):
+    """operations.md: `export --warehouse FILE ...` on a file that does not exist is a user error."""
+    proc = keyaccounts("export", "--warehouse", tmp_path / "missing.duckdb", "--month", "2024-06",
+                       "--out", tmp_path / "out", cwd=tmp_path)
+    assert_one_line_error(proc, 3)
+
+
+def test_status_on_a_file_that_is_not_a_warehouse_exits_3(tmp_path):
+    """operations.md: a warehouse path that is not a DuckDB file is a user error, not a crash."""
+    warehouse = tmp_path / "notes.duckdb"
+    warehouse.write_text("hello, not a database\n")
+    proc = keyaccounts("status", "--warehouse", warehouse, cwd=tmp_path)
+    assert_one_line_error(proc, 3)
+
+
+def test_run_on_a_locked_warehouse_exits_4(tmp_path, example_inbox):
+    """operations.md: a locked warehouse exits non-zero with a one-line reason (exit 4, 'in use');
+    the run takes nothing while another process holds the file."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    holder = duckdb.connect(str(warehouse))
+    try:
+        proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", warehouse, "--through", "2024-06",
+                           cwd=tmp_path)
+        schemas = {r[0] for r in holder.execute("select schema_name from information_schema.schemata").fetchall()}
+    finally:
+        holder.close()
+    line = assert_one_line_error(proc, 4)
+    assert "in use" in line
+    assert "raw" not in schemas and "audit" not in schemas
+
+
+def test_status_after_a_run_that_failed_on_its_inbox_is_not_an_internal_error(tmp_path):
+    """operations.md: any failure exits with a one-line reason for a user error, never an
+    internal error: `status` after a `run` that stopped on a missing inbox."""
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    first = keyaccounts("run", "--inbox", tmp_path / "no-such-inbox", "--warehouse", warehouse, "--through",
+                        "2024-06", cwd=tmp_path)
+    assert first.returncode == 3
+    proc = keyaccounts("status", "--warehouse", warehouse, cwd=tmp_path)
+    assert "internal error" not in proc.stderr
+    assert proc.returncode in (0, 3), proc.stderr
