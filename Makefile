@@ -27,7 +27,7 @@ demo: setup
 	$(VENV)/bin/keyaccounts demo
 
 lint: setup
-	$(VENV)/bin/sqlfluff lint dbt_project/models
+	KEYACCOUNTS_WAREHOUSE=$(STATE)/lint.duckdb DBT_TARGET_PATH=$(STATE)/dbt/lint $(VENV)/bin/sqlfluff lint dbt_project/models
 
 clean:
 	rm -rf $(STATE)
