@@ -10,3 +10,12 @@ select
     ) as _dedupe_rank
 from {{ relation }}
 {%- endmacro %}
+
+{# Load metadata every staging model carries: where the row came from, and the keys of
+   the duplicate rule (file order, line). #}
+{% macro load_metadata() -%}
+    _file as source_file,
+    _line as source_line,
+    _file_seq,
+    _line
+{%- endmacro %}

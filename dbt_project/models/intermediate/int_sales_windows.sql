@@ -89,14 +89,6 @@ contracts as (
             s.customer_id = o.customer_id
             and o.month_idx between s.month_idx - {{ var('window_months') - 1 }} and s.month_idx
     group by s.customer_id, s.month_idx
-),
-
-first_orders as (
-    select
-        customer_id,
-        min(order_date) as first_order_date
-    from {{ ref('int_orders_completed') }}
-    group by customer_id
 )
 
 select
@@ -123,5 +115,5 @@ inner join windowed as w
     on s.customer_id = w.customer_id and s.month_idx = w.month_idx
 left join contracts as c
     on s.customer_id = c.customer_id and s.month_idx = c.month_idx
-left join first_orders as f
+left join {{ ref('int_customer_first_orders') }} as f
     on s.customer_id = f.customer_id

@@ -12,14 +12,6 @@ with latest_tier as (
         from {{ ref('customer_tier_monthly') }}
     ) as t
     where recency = 1
-),
-
-first_orders as (
-    select
-        customer_id,
-        min(order_date) as first_order_date
-    from {{ ref('int_orders_completed') }}
-    group by customer_id
 )
 
 select
@@ -35,7 +27,7 @@ select
     t.eval_month as current_tier_month,
     c.updated_at_utc
 from {{ ref('stg_customers') }} as c
-left join first_orders as f
+left join {{ ref('int_customer_first_orders') }} as f
     on c.customer_id = f.customer_id
 left join latest_tier as t
     on c.customer_id = t.customer_id

@@ -12,10 +12,7 @@ typed as (
         nullif(trim(account_manager), '') as account_manager,
         cast(trim(signed_on) as date) as signed_on,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
-        _file as source_file,
-        _line as source_line,
-        _file_seq,
-        _line
+        {{ load_metadata() }}
     from source
 ),
 

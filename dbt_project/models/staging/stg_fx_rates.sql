@@ -8,10 +8,7 @@ typed as (
         trim(currency) as currency,
         trim(month) as rate_month,
         cast(trim(rate_to_reporting) as {{ input_decimal_type() }}) as rate_to_reporting,
-        _file as source_file,
-        _line as source_line,
-        _file_seq,
-        _line
+        {{ load_metadata() }}
     from source
 ),
 

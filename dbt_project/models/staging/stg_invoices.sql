@@ -12,10 +12,7 @@ typed as (
         coalesce(nullif(trim(currency), ''), '{{ var("reporting_currency") }}') as currency,
         cast(trim(amount) as {{ input_decimal_type() }}) as amount,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
-        _file as source_file,
-        _line as source_line,
-        _file_seq,
-        _line
+        {{ load_metadata() }}
     from source
 ),
 

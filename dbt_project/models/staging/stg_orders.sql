@@ -14,10 +14,7 @@ typed as (
         cast(trim(net_amount) as {{ input_decimal_type() }}) as net_amount,
         cast(nullif(trim(cost_amount), '') as {{ input_decimal_type() }}) as cost_amount,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
-        _file as source_file,
-        _line as source_line,
-        _file_seq,
-        _line
+        {{ load_metadata() }}
     from source
 ),
 

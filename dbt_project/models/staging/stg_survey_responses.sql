@@ -18,10 +18,7 @@ typed as (
         nullif(trim(comment), '') as comment_text,
         {{ pii_hash(["respondent_name", "respondent_phone", "respondent_email"]) }} as respondent_hash,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
-        _file as source_file,
-        _line as source_line,
-        _file_seq,
-        _line
+        {{ load_metadata() }}
     from source
 ),
 

@@ -10,10 +10,7 @@ typed as (
         trim(reason) as override_reason,
         trim(approved_by) as approved_by,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
-        _file as source_file,
-        _line as source_line,
-        _file_seq,
-        _line
+        {{ load_metadata() }}
     from source
 ),
 
