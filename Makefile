@@ -7,11 +7,14 @@ PY := $(VENV)/bin/python
 # uv from PATH, else a private copy installed with pip into the state folder.
 UV := $(shell command -v uv 2>/dev/null || echo $(STATE)/uv/bin/uv)
 
-.PHONY: setup test demo lint clean
+MANIFEST := $(STATE)/dbt/manifest/manifest.json
+DBT_SOURCES := $(shell find dbt_project -name '*.sql' -o -name '*.yml' 2>/dev/null | grep -v '/target/')
+
+.PHONY: setup test demo airflow lint clean
 
 # Installs uv if missing, then the locked environment into ./.venv.
 # The stamp makes a second `make setup` a no-op unless the lock or pyproject changed.
-setup: $(VENV)/.synced
+setup: $(VENV)/.synced $(MANIFEST)
 
 $(STATE)/uv/bin/uv:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(STATE)/uv "uv==$(UV_VERSION)"
@@ -20,11 +23,19 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --python 3.11
 	@touch $@
 
+# Cosmos renders the DAGs from this manifest (no dbt parse when a DAG file is parsed).
+$(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
+	$(PY) -m keyaccounts.transform.manifest
+
 test: setup
 	$(VENV)/bin/pytest -q
 
 demo: setup
 	$(VENV)/bin/keyaccounts demo
+
+# A local Airflow (standalone: UI on http://localhost:8080) with the project's DAGs.
+airflow: setup
+	$(PY) -m keyaccounts.airflow_local standalone
 
 lint: setup
 	KEYACCOUNTS_WAREHOUSE=$(STATE)/lint.duckdb DBT_TARGET_PATH=$(STATE)/dbt/lint $(VENV)/bin/sqlfluff lint dbt_project/models

@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--through", default="2026-10", help="last month of the demo history (YYYY-MM)")
     demo.add_argument("--dir", type=Path, default=None, help="where to put the demo inbox and warehouse")
+    demo.add_argument("--direct", action="store_true", help="run the pipeline directly instead of through Airflow")
 
     status = sub.add_parser("status", help="what was ingested, quarantined and published")
     status.add_argument("--warehouse", required=True)
@@ -93,25 +94,56 @@ def cmd_run(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """Generate the demo inbox and run ingest -> transform -> monthly_tiers through Airflow."""
     import importlib.util
+    import time
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
-    from keyaccounts.config import PROJECT_ROOT, STATE_DIR, RunConfig
-    from keyaccounts.pipeline import run_pipeline
+    from rich.console import Console
 
-    base = args.dir or STATE_DIR / "demo"
-    inbox = base / "inbox"
+    from keyaccounts.config import PROJECT_ROOT, STATE_DIR, RunConfig, parse_month
+
+    console = Console(stderr=True)
+    through = parse_month(args.through)
+    base = (args.dir or STATE_DIR / "demo").resolve()
+    inbox, warehouse, log = base / "inbox", base / "warehouse.duckdb", base / "demo.log"
+    base.mkdir(parents=True, exist_ok=True)
+
+    def step(title: str, fn, *fn_args):
+        started = time.monotonic()
+        with console.status(f"{title} ..."):
+            out = fn(*fn_args)
+        console.print(f"[green]✓[/green] {title} ({time.monotonic() - started:.0f} s)")
+        return out
+
     spec = importlib.util.spec_from_file_location("generate_demo_data", PROJECT_ROOT / "scripts" / "generate_demo_data.py")
     gen = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = gen  # dataclasses in the script look their module up
     spec.loader.exec_module(gen)
-    counts = gen.generate(inbox, customers=args.customers, years=args.years, seed=args.seed, end_month=args.through)
-    print("demo inbox: " + ", ".join(f"{k}={v}" for k, v in counts.items()) + f" in {inbox}")
-    cfg = RunConfig(inbox=inbox, warehouse=base / "warehouse.duckdb", through=args.through)
-    result = run_pipeline(cfg)
-    _print_ingest(result.ingest)
-    print(f"tier table: select * from marts.customer_tier_monthly  (duckdb {cfg.warehouse})")
-    for path in result.exports:
+    counts = step(f"generate demo inbox ({args.customers} customers, {args.years} years)", gen.generate, inbox,
+                  args.customers, args.years, args.seed, through)
+    console.print("  " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if args.direct:
+        from keyaccounts.pipeline import run_pipeline
+
+        result = step("keyaccounts run", run_pipeline, RunConfig(inbox=inbox, warehouse=warehouse, through=through))
+        exports = result.exports
+    else:
+        from keyaccounts import airflow_local as af
+
+        step("dbt manifest for Cosmos", af.ensure_manifest)
+        env = step("Airflow metadata DB and pool", af.ensure_airflow, af.AIRFLOW_HOME, log)
+        year, month = map(int, through.split("-"))
+        nxt = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=ZoneInfo(af.BUSINESS_TZ)).isoformat()
+        conf = {"inbox": str(inbox), "warehouse": str(warehouse)}
+        for dag_id in ("ingest", "transform", "monthly_tiers"):
+            step(f"airflow dags test {dag_id} {nxt}", af.dags_test, dag_id, nxt, conf, env, log)
+        exports = sorted((warehouse.parent / "exports").glob(f"tiers_{through}.*"))
+    print(f"tier table: select * from marts.customer_tier_monthly where eval_month = '{through}'  (duckdb {warehouse})")
+    for path in exports:
         print(f"export: {path}")
+    print(f"log: {log}")
     return 0
 
 

@@ -12,6 +12,7 @@ from keyaccounts.config import RunConfig
 from keyaccounts.errors import InputError
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.publish.exports import export_month
+from keyaccounts.publish.log import last_published_month, record_publish
 from keyaccounts.transform.dbt import run_dbt
 from keyaccounts.warehouse import connection
 
@@ -32,15 +33,29 @@ def ingest_task(cfg: RunConfig, run_id: str) -> IngestResult:
         return ingest_inbox(conn, cfg.inbox, run_id, cfg.reject_threshold)
 
 
+def build_through(cfg: RunConfig) -> str:
+    """The month the marts are built through: the one asked for, or a later month already
+    published (marts never fall behind what was published; a month's rows do not depend on
+    later months, so an older month's rows come out the same)."""
+    last = last_published_month(cfg.warehouse)
+    return max(cfg.through, last) if last else cfg.through
+
+
+def dbt_vars_for(cfg: RunConfig) -> dict:
+    return {**cfg.dbt_vars, "through_month": build_through(cfg)}
+
+
 def transform_task(cfg: RunConfig) -> None:
-    """Build and test every dbt model through the evaluation month (dbt build)."""
-    dbt_vars = {**cfg.dbt_vars, "through_month": cfg.through}
-    run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars)
+    """Build and test every dbt model (dbt build)."""
+    run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg))
 
 
-def publish_task(cfg: RunConfig) -> list[Path]:
+def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
+    """Write the month's exports and record the publish."""
     with connection(cfg.warehouse) as conn:
-        return export_month(conn, cfg.through, cfg.exports_dir)
+        paths = export_month(conn, cfg.through, cfg.exports_dir)
+        record_publish(conn, cfg.through, run_id, paths)
+        return paths
 
 
 def run_pipeline(cfg: RunConfig) -> RunResult:
@@ -53,5 +68,5 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         pass
     result.ingest = ingest_task(cfg, run_id)
     transform_task(cfg)
-    result.exports = publish_task(cfg)
+    result.exports = publish_task(cfg, run_id)
     return result

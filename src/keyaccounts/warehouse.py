@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +14,7 @@ from keyaccounts.errors import InputError, WarehouseLocked
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     path = Path(path)
+    release_dbt_handle()
     if not read_only:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,6 +31,24 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
                 f"warehouse {path} is in use by another process (one writer at a time); retry when it finishes"
             ) from None
         raise InputError(f"cannot open warehouse {path}: {text.splitlines()[0]}") from None
+
+
+def release_dbt_handle() -> None:
+    """dbt-duckdb keeps its DuckDB instance open in the process after a run (a class-level
+    cache). It holds the file lock and its settings, so a later open of the same file from
+    this process (the next task under `airflow dags test`, a read-only check) fails; the next
+    dbt run simply re-creates it. Only acts when dbt-duckdb was imported."""
+    module = sys.modules.get("dbt.adapters.duckdb.connections")
+    if module is None:
+        return
+    manager = module.DuckDBConnectionManager
+    with manager._LOCK:
+        env, manager._ENV = manager._ENV, None
+        if env is not None:
+            try:
+                env.close()
+            except Exception:  # best effort: the environment is dropped either way
+                pass
 
 
 @contextmanager

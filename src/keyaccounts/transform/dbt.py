@@ -10,6 +10,7 @@ from typing import Iterator
 
 from keyaccounts.config import DBT_PROJECT_DIR
 from keyaccounts.errors import BuildFailed
+from keyaccounts.warehouse import release_dbt_handle
 
 
 @contextmanager
@@ -26,34 +27,17 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def dbt_env(warehouse: Path, state_dir: Path) -> dict[str, str]:
+def dbt_env(warehouse: Path, state_dir: Path, target_path: Path | None = None) -> dict[str, str]:
     return {
         "KEYACCOUNTS_WAREHOUSE": str(Path(warehouse).resolve()),
-        "DBT_TARGET_PATH": str((state_dir / "target").resolve()),
+        "DBT_TARGET_PATH": str((target_path or state_dir / "target").resolve()),
         "DBT_LOG_PATH": str((state_dir / "logs").resolve()),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
 
 
-def _release_duckdb() -> None:
-    """dbt-duckdb keeps its DuckDB instance open in the process after a run (a class-level
-    cache), which holds the file lock and blocks a read-only open from the same process.
-    The next pipeline step must be able to open the file, so we close it here."""
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:  # dbt-duckdb not in use
-        return
-    with DuckDBConnectionManager._LOCK:
-        env = DuckDBConnectionManager._ENV
-        DuckDBConnectionManager._ENV = None
-        if env is not None:
-            try:
-                env.close()
-            except Exception:  # closing is best effort; a new run re-creates the environment
-                pass
-
-
-def run_dbt(command: str, warehouse: Path, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None) -> None:
+def run_dbt(command: str, warehouse: Path, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None,
+            target_path: Path | None = None) -> None:
     """Run `dbt <command>` against the warehouse; raise BuildFailed with the first failing node."""
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
@@ -66,11 +50,11 @@ def run_dbt(command: str, warehouse: Path, state_dir: Path, dbt_vars: dict, extr
         "--quiet",
         "--no-use-colors",
     ] + (extra or [])
-    with _env(dbt_env(warehouse, state_dir)):
+    with _env(dbt_env(warehouse, state_dir, target_path)):
         try:
             result = dbtRunner().invoke(args)
         finally:
-            _release_duckdb()
+            release_dbt_handle()
     if result.success:
         return
     log = state_dir / "logs" / "dbt.log"

@@ -1,0 +1,203 @@
+"""What the Airflow DAG files share: schedules, assets, settings resolution, the Cosmos task
+group and the task callables. DAG files only wire these together; the task callables call
+the same `keyaccounts.pipeline` functions as `keyaccounts run`. No business rule here.
+
+Settings come, first found wins, from the run's params (`airflow dags trigger -c` /
+`dags test -c`), Airflow Variables (`keyaccounts_inbox`, `keyaccounts_warehouse`,
+`keyaccounts_exports`, `keyaccounts_reject_threshold`), the environment
+(`KEYACCOUNTS_INBOX`, `KEYACCOUNTS_WAREHOUSE`, `KEYACCOUNTS_EXPORTS`) and finally defaults
+inside the project's state folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from keyaccounts.config import DBT_PROJECT_DIR, STATE_DIR, RunConfig
+from keyaccounts.ingest.contract import FEEDS
+
+BUSINESS_TZ = os.environ.get("KEYACCOUNTS_BUSINESS_TZ", "Asia/Shanghai")
+# DuckDB allows one writer: every task that writes the warehouse runs in this pool of 1 slot.
+DUCKDB_POOL = os.environ.get("KEYACCOUNTS_DUCKDB_POOL", "keyaccounts_duckdb")
+MANIFEST_PATH = Path(os.environ.get("KEYACCOUNTS_DBT_MANIFEST", STATE_DIR / "dbt" / "manifest" / "manifest.json"))
+def _start_date():
+    import pendulum  # Airflow keeps a pendulum start date's zone as the DAG's time zone
+
+    return pendulum.datetime(2023, 1, 1, tz=BUSINESS_TZ)
+
+
+START_DATE = _start_date()
+
+DEFAULT_ARGS = {
+    "owner": "keyaccounts",
+    # transient failures (a locked warehouse, a full disk freed later) are retried with
+    # back-off; bad data fails at once (AirflowFailException, see _run_task)
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=20),
+}
+TAGS = ["keyaccounts"]
+
+
+def feed_asset_name(feed: str) -> str:
+    return f"keyaccounts.raw.{feed}"
+
+
+def feed_assets() -> list:
+    from airflow.sdk import Asset
+
+    return [Asset(name=feed_asset_name(feed), uri=f"keyaccounts://raw/{feed}", group="keyaccounts") for feed in FEEDS]
+
+
+def marts_asset():
+    from airflow.sdk import Asset
+
+    return Asset(name="keyaccounts.marts", uri="keyaccounts://marts/published", group="keyaccounts")
+
+
+def params() -> dict:
+    from airflow.sdk import Param
+
+    return {
+        "inbox": Param("", type="string", description="inbox folder (empty: Variable keyaccounts_inbox / env)"),
+        "warehouse": Param("", type="string", description="DuckDB file (empty: Variable keyaccounts_warehouse / env)"),
+        "exports": Param("", type="string", description="exports folder (empty: <warehouse folder>/exports)"),
+        "reject_threshold": Param(-1, type="number", description="share of bad rows that fails a run (-1: default 0.05)"),
+        "dbt_vars": Param({}, type="object", description="overrides of dbt_project.yml vars"),
+        "month": Param("", type="string", description="evaluation month YYYY-MM (empty: from the logical date)"),
+    }
+
+
+def daily_timetable():
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    return CronTriggerTimetable("30 1 * * *", timezone=BUSINESS_TZ)
+
+
+def monthly_timetable():
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    return CronTriggerTimetable("0 3 1 * *", timezone=BUSINESS_TZ)
+
+
+def month_before(logical_date: datetime) -> str:
+    """The month that ended before the logical date, in the business time zone."""
+    local = logical_date.astimezone(ZoneInfo(BUSINESS_TZ))
+    year, month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
+    return f"{year:04d}-{month:02d}"
+
+
+def _variable(name: str) -> str | None:
+    from airflow.sdk import Variable
+
+    try:
+        return Variable.get(name, default=None)
+    except Exception:  # no metadata DB reachable (e.g. a unit test): fall through to env
+        return None
+
+
+def resolve_settings(params: dict, logical_date: datetime) -> dict:
+    """Everything a run needs, as a JSON-able dict (it travels by XCom to the dbt tasks)."""
+    def pick(param: str, variable: str, env: str, default: str) -> str:
+        return str(params.get(param) or _variable(variable) or os.environ.get(env) or default)
+
+    base = STATE_DIR / "airflow"
+    warehouse = pick("warehouse", "keyaccounts_warehouse", "KEYACCOUNTS_WAREHOUSE", str(base / "warehouse.duckdb"))
+    threshold = params.get("reject_threshold")
+    if threshold is None or float(threshold) < 0:
+        threshold = float(_variable("keyaccounts_reject_threshold") or 0.05)
+    cfg = RunConfig(
+        inbox=Path(pick("inbox", "keyaccounts_inbox", "KEYACCOUNTS_INBOX", str(base / "inbox"))),
+        warehouse=Path(warehouse),
+        through=params.get("month") or month_before(logical_date),
+        exports_dir=Path(pick("exports", "keyaccounts_exports", "KEYACCOUNTS_EXPORTS",
+                              str(Path(warehouse).parent / "exports"))),
+        reject_threshold=float(threshold),
+        dbt_vars=dict(params.get("dbt_vars") or {}),
+    )
+    return settings_from_config(cfg)
+
+
+def settings_from_config(cfg: RunConfig) -> dict:
+    from keyaccounts.pipeline import dbt_vars_for
+
+    return {
+        "inbox": str(cfg.inbox), "warehouse": str(Path(cfg.warehouse).resolve()), "through": cfg.through,
+        "exports": str(cfg.exports_dir), "reject_threshold": cfg.reject_threshold, "dbt_vars": cfg.dbt_vars,
+        "dbt_vars_json": json.dumps(dbt_vars_for(cfg)),
+    }
+
+
+def config_from_settings(settings: dict) -> RunConfig:
+    return RunConfig(inbox=settings["inbox"], warehouse=settings["warehouse"], through=settings["through"],
+                     exports_dir=settings["exports"], reject_threshold=settings["reject_threshold"],
+                     dbt_vars=settings["dbt_vars"])
+
+
+def _run_task(fn, *args):
+    """Run a pipeline task; a user/data error fails the task without retries (it would fail
+    the same way again), anything else is left to Airflow's retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from keyaccounts.errors import KeyAccountsError, WarehouseLocked
+
+    try:
+        return fn(*args)
+    except WarehouseLocked:
+        raise  # transient: another writer holds the file; retry with back-off
+    except KeyAccountsError as exc:
+        detail = f" (details: {exc.details})" if exc.details else ""
+        raise AirflowFailException(f"{exc}{detail}") from None
+
+
+def ingest(settings: dict, run_id: str) -> dict:
+    from keyaccounts.pipeline import ingest_task
+
+    result = _run_task(ingest_task, config_from_settings(settings), run_id)
+    return {feed: vars(stats) for feed, stats in result.feeds.items()}
+
+
+def publish(settings: dict, run_id: str) -> list[str]:
+    from keyaccounts.pipeline import publish_task
+
+    return [str(p) for p in _run_task(publish_task, config_from_settings(settings), run_id)]
+
+
+def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
+    """The dbt project as an Airflow task group (astronomer-cosmos), rendered from the
+    manifest (no dbt at parse time); one `dbt build` task per model, tests included."""
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+    xcom = f"ti.xcom_pull(task_ids='{settings_task}')"
+    return DbtTaskGroup(
+        group_id=group_id,
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT_DIR, manifest_path=MANIFEST_PATH, project_name="keyaccounts",
+        ),
+        profile_config=ProfileConfig(
+            profile_name="keyaccounts", target_name="duckdb", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
+                                   emit_datasets=False),
+        operator_args={
+            "vars": "{{ " + xcom + "['dbt_vars_json'] }}",
+            "env": {"KEYACCOUNTS_WAREHOUSE": "{{ " + xcom + "['warehouse'] }}"},
+            "append_env": True,
+            "pool": DUCKDB_POOL,
+            # a failed model or test is bad data or a bad rule: a retry would fail the same way
+            "retries": 0,
+        },
+    )
+
+
+def run_date(context) -> datetime:
+    """The run's logical date; asset-triggered and manual runs may have none (Airflow 3),
+    then the time the run was due."""
+    return context.get("logical_date") or context["dag_run"].run_after

@@ -1,0 +1,38 @@
+"""Which months were published: the pipeline's own record in `audit.publish_log`.
+
+The marts are rebuilt on every run; they never go back behind the latest published month
+(rows of a month do not depend on later months, so re-running an older month changes
+nothing but its export)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from keyaccounts.warehouse import connection
+
+
+def ensure_publish_log(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("create schema if not exists audit")
+    conn.execute(
+        "create table if not exists audit.publish_log (eval_month varchar, run_id varchar, "
+        "published_at timestamptz, exports varchar)"
+    )
+
+
+def last_published_month(warehouse: Path) -> str | None:
+    if not Path(warehouse).exists():
+        return None
+    with connection(warehouse) as conn:
+        ensure_publish_log(conn)
+        return conn.execute("select max(eval_month) from audit.publish_log").fetchone()[0]
+
+
+def record_publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, exports: list[Path]) -> None:
+    ensure_publish_log(conn)
+    conn.execute(
+        "insert into audit.publish_log values (?, ?, ?, ?)",
+        [month, run_id, datetime.now(timezone.utc), ";".join(str(p) for p in exports)],
+    )
