@@ -74,6 +74,8 @@ def standalone() -> int:
     """`make airflow`: the project's DAGs in a local Airflow UI (api-server, scheduler, ...)."""
     ensure_manifest()
     env = ensure_airflow()
+    bin_dir = str(Path(sys.executable).parent)  # standalone starts `airflow ...` subprocesses by name
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     print(f"Airflow home: {AIRFLOW_HOME}; DAGs: {PROJECT_ROOT / 'dags'}; the admin password is printed below "
           f"and kept in {AIRFLOW_HOME / 'simple_auth_manager_passwords.json.generated'}", file=sys.stderr)
     os.execve(str(Path(sys.executable).parent / "airflow"), ["airflow", "standalone"], env)
