@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--warehouse", required=True)
     export.add_argument("--month", required=True)
     export.add_argument("--out", required=True, type=Path)
+    sample = sub.add_parser("import-sample", help="map a real public export (shared/data/real) to an inbox")
+    sample.add_argument("name", help="ibm_ar | northwind | olist | superstore")
+    sample.add_argument("--out", required=True, type=Path, help="inbox folder to write")
+    sample.add_argument("--data-dir", type=Path, default=None, help="folder with the exports (default ../shared/data/real)")
     return p
 
 
@@ -148,39 +152,54 @@ def cmd_demo(args) -> int:
 
 
 def cmd_status(args) -> int:
+    """Per run and feed: files and rows; quarantine by reason; published months; tier counts."""
     from rich.console import Console
     from rich.table import Table
 
+    from keyaccounts.errors import InputError
     from keyaccounts.warehouse import connection
 
     console = Console()
-    with connection(args.warehouse, read_only=True) as conn:
-        if not _has_table(conn, "audit", "ingest_runs"):
-            from keyaccounts.errors import InputError
 
-            raise InputError(f"{args.warehouse} holds no keyaccounts run yet; run `keyaccounts run` first")
-        rows = conn.execute(
-            """select feed, sum(files_seen), sum(files_taken), sum(files_quarantined), sum(rows_read),
-                      sum(rows_loaded), sum(rows_updated), sum(rows_quarantined), max(finished_at)
-               from audit.ingest_runs group by feed order by feed"""
-        ).fetchall()
-        table = Table(title="ingested (all runs)")
-        for col in ("feed", "files seen", "taken", "bad files", "rows read", "loaded", "updated", "quarantined",
-                    "last run"):
+    def show(title: str, columns: list[str], data: list[tuple]) -> None:
+        table = Table(title=title)
+        for col in columns:
             table.add_column(col)
-        for r in rows:
+        for r in data:
             table.add_row(*("" if v is None else str(v) for v in r))
         console.print(table)
-        months = conn.execute(
-            "select eval_month, count(*), count(*) filter (where tier = 'A'), count(*) filter (where tier = 'B'), "
-            "count(*) filter (where tier = 'C') from marts.customer_tier_monthly group by 1 order by 1 desc limit 12"
-        ).fetchall() if _has_table(conn, "marts", "customer_tier_monthly") else []
-        table = Table(title="tiers (latest 12 months)")
-        for col in ("month", "customers", "A", "B", "C"):
-            table.add_column(col)
-        for r in months:
-            table.add_row(*(str(v) for v in r))
-        console.print(table)
+
+    with connection(args.warehouse, read_only=True) as conn:
+        if not _has_table(conn, "audit", "ingest_runs"):
+            raise InputError(f"{args.warehouse} holds no keyaccounts run yet; run `keyaccounts run` first")
+        show("ingest runs (latest 10), per feed",
+             ["run", "status", "feed", "files seen", "taken", "skipped", "bad files", "rows read", "loaded", "updated",
+              "quarantined"],
+             conn.execute(
+                 """select run_id, status, feed, files_seen, files_taken, files_skipped, files_quarantined, rows_read,
+                           rows_loaded, rows_updated, rows_quarantined
+                    from audit.ingest_runs
+                    where run_id in (select run_id from audit.ingest_runs group by run_id
+                                     order by max(finished_at) desc limit 10)
+                      and (files_seen > 0 or rows_read > 0)
+                    order by finished_at desc, feed""").fetchall())
+        from keyaccounts.ingest.contract import FEEDS
+
+        reasons = []
+        for feed in FEEDS:
+            reasons += conn.execute(
+                f"select '{feed}', _reason, count(*) from quarantine.{feed} group by _reason order by 3 desc").fetchall()
+        reasons += conn.execute("select feed, 'file: ' || reason, count(*) from quarantine.files group by all").fetchall()
+        show("quarantined (all runs)", ["feed", "reason", "rows"], reasons)
+        if _has_table(conn, "audit", "publish_log"):
+            show("published months", ["month", "run", "published at"],
+                 conn.execute("select eval_month, run_id, published_at from audit.publish_log "
+                              "order by published_at desc limit 12").fetchall())
+        if _has_table(conn, "marts", "customer_tier_monthly"):
+            show("tiers (latest 12 months)", ["month", "customers", "A", "B", "C"], conn.execute(
+                "select eval_month, count(*), count(*) filter (where tier = 'A'), count(*) filter (where tier = 'B'), "
+                "count(*) filter (where tier = 'C') from marts.customer_tier_monthly group by 1 order by 1 desc limit 12"
+            ).fetchall())
     return 0
 
 
@@ -206,7 +225,16 @@ def cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "status": cmd_status, "export": cmd_export}
+def cmd_import_sample(args) -> int:
+    from keyaccounts.samples import import_sample
+
+    counts = import_sample(args.name, args.out, args.data_dir)
+    print(f"inbox {args.out}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "status": cmd_status, "export": cmd_export,
+            "import-sample": cmd_import_sample}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,3 +50,11 @@ class RunConfig:
     def dbt_state_dir(self) -> Path:
         """dbt target/logs for this warehouse, beside it, so runs on different warehouses don't mix."""
         return self.warehouse.parent / ".dbt" / self.warehouse.stem
+
+
+def check_environment() -> None:
+    """Production mode (KEYACCOUNTS_ENV=production) refuses the documented demo salt: survey
+    respondents' hashes would be reproducible by anyone who read the README."""
+    if os.environ.get("KEYACCOUNTS_ENV", "").lower() == "production" and not os.environ.get("KEYACCOUNTS_PII_SALT"):
+        raise InputError("KEYACCOUNTS_PII_SALT is not set: production mode needs a secret salt for survey "
+                         "respondents' personal data (see README, Configuration)")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from keyaccounts.config import RunConfig
+from keyaccounts.config import RunConfig, check_environment
 from keyaccounts.errors import InputError
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.publish.exports import export_month
@@ -61,6 +61,7 @@ def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
 def run_pipeline(cfg: RunConfig) -> RunResult:
     run_id = cfg.run_id or new_run_id()
     result = RunResult(run_id)
+    check_environment()
     if not cfg.inbox.is_dir():  # before the warehouse is created or locked
         raise InputError(f"inbox {cfg.inbox} is not a readable folder")
     # Fail fast on a locked warehouse before reading any file.
