@@ -1,0 +1,52 @@
+"""sources.md fx_rates: an order in a currency without a rate for its month is held back
+(missing_fx_rate), counts nowhere, and counts automatically once the rate arrives."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from conftest import one, rows, run, write_inbox
+
+TS = "2024-07-05T08:00:00+08:00"
+
+
+def test_missing_rate_is_held_back_then_retried(tmp_path):
+    inbox = write_inbox(tmp_path / "inbox", {
+        "customers/part-0001.csv": f"""
+            customer_id,customer_name,industry,scope,region,account_manager,signed_on,updated_at
+            E1,Euro Kunde GmbH,manufacturing,local,West,王敏,2024-01-01,{TS}
+            C1,本地客户,retail,local,East,王敏,2024-01-01,{TS}
+        """,
+        "orders/part-0001.csv": f"""
+            order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
+            OC,C1,,2024-03-01,completed,CNY,500,500,,{TS}
+            OE,E1,,2024-03-10,completed,EUR,100,100,,{TS}
+        """,
+        "invoices/part-0001.csv": f"""
+            invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
+            IE,E1,OE,2024-03-10,2024-04-09,EUR,100,{TS}
+        """,
+        "payments/part-0001.csv": f"""
+            payment_id,invoice_id,customer_id,payment_date,currency,amount,method,updated_at
+            PX,IE,E1,2024-04-01,USD,100,bank_transfer,{TS}
+        """,
+    })
+    wh = tmp_path / "wh.duckdb"
+    run(inbox, wh, "2024-04")
+    held = {(r["feed"], r["record_id"], r["reason"], r["row_month"]) for r in rows(wh, "select * from quarantine.held_back")}
+    assert held == {("orders", "OE", "missing_fx_rate", "2024-03"), ("invoices", "IE", "missing_fx_rate", "2024-03"),
+                    ("payments", "PX", "currency_mismatch", "2024-04")}
+    e1 = one(wh, "select revenue_12m from marts.customer_sales_monthly where customer_id = 'E1' and eval_month = '2024-04'")
+    assert e1["revenue_12m"] == D("0")
+
+    write_inbox(inbox, {"fx_rates/part-0001.csv": """
+        currency,month,rate_to_reporting
+        EUR,2024-03,7.5
+    """})
+    run(inbox, wh, "2024-04")
+    e1 = one(wh, "select revenue_12m from marts.customer_sales_monthly where customer_id = 'E1' and eval_month = '2024-04'")
+    assert e1["revenue_12m"] == D("750")  # 100 EUR * 7.5, retried without re-delivering the order
+    assert {r["record_id"] for r in rows(wh, "select * from quarantine.held_back")} == {"PX"}
+    rec = one(wh, "select billed_due_12m, collected_12m from marts.customer_receivables_monthly "
+                  "where customer_id = 'E1' and eval_month = '2024-04'")
+    assert rec["billed_due_12m"] == D("750") and rec["collected_12m"] == D("0")  # the USD payment is not applied
