@@ -8,6 +8,7 @@ failed. Failures print one line on stderr, plus a pointer to the details.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--exports", type=Path, default=None, help="exports folder (default: <warehouse folder>/exports)")
     run.add_argument("--reject-threshold", type=float, default=0.05,
                      help="fail when more than this share of a feed's rows is quarantined (default 0.05)")
+    run.add_argument("--sql-source", default=os.environ.get("KEYACCOUNTS_SQL_SOURCE"), metavar="URL",
+                     help="also read orders, invoices, payments from this PostgreSQL URL, incrementally "
+                          "(default: env KEYACCOUNTS_SQL_SOURCE; keep passwords out of the command line)")
+    run.add_argument("--sql-schema", default="public", help="schema of the source tables (default public)")
     run.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                      help="override a dbt var of dbt_project.yml (YAML value), e.g. --var grace_months=2")
 
@@ -88,7 +93,7 @@ def cmd_run(args) -> int:
 
     cfg = RunConfig(inbox=args.inbox, warehouse=Path(args.warehouse), through=args.through,
                     exports_dir=args.exports, reject_threshold=args.reject_threshold,
-                    dbt_vars=_parse_vars(args.var))
+                    dbt_vars=_parse_vars(args.var), sql_source=args.sql_source, sql_schema=args.sql_schema)
     result = run_pipeline(cfg)
     _print_ingest(result.ingest)
     print(f"published {cfg.through}: select * from marts.customer_tier_monthly in {cfg.warehouse}")

@@ -35,6 +35,9 @@ class RunConfig:
     reject_threshold: float = 0.05
     dbt_vars: dict = field(default_factory=dict)  # overrides of dbt_project.yml vars
     run_id: str | None = None
+    # orders, invoices and payments also from this PostgreSQL URL (credentials: env, never the repo)
+    sql_source: str | None = None
+    sql_schema: str = "public"
 
     def __post_init__(self) -> None:
         self.inbox = Path(self.inbox)

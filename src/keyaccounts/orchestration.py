@@ -70,6 +70,9 @@ def params() -> dict:
         "reject_threshold": Param(-1, type="number", description="share of bad rows that fails a run (-1: default 0.05)"),
         "dbt_vars": Param({}, type="object", description="overrides of dbt_project.yml vars"),
         "month": Param("", type="string", description="evaluation month YYYY-MM (empty: from the logical date)"),
+        "sql_conn_id": Param("", type="string",
+                             description="Airflow connection of a PostgreSQL source of orders, invoices, payments"),
+        "sql_schema": Param("public", type="string", description="schema of the source tables"),
     }
 
 
@@ -120,7 +123,11 @@ def resolve_settings(params: dict, logical_date: datetime) -> dict:
         reject_threshold=float(threshold),
         dbt_vars=dict(params.get("dbt_vars") or {}),
     )
-    return settings_from_config(cfg)
+    settings = settings_from_config(cfg)
+    # the connection id travels, never its URL: credentials stay in Airflow's connection store
+    settings["sql_conn_id"] = params.get("sql_conn_id") or _variable("keyaccounts_sql_conn_id") or ""
+    settings["sql_schema"] = params.get("sql_schema") or "public"
+    return settings
 
 
 def settings_from_config(cfg: RunConfig) -> dict:
@@ -145,11 +152,12 @@ def _run_task(fn, *args):
     from airflow.sdk.exceptions import AirflowFailException
 
     from keyaccounts.errors import KeyAccountsError, WarehouseLocked
+    from keyaccounts.ingest.sql_source import SourceUnavailable
 
     try:
         return fn(*args)
-    except WarehouseLocked:
-        raise  # transient: another writer holds the file; retry with back-off
+    except (WarehouseLocked, SourceUnavailable):
+        raise  # transient: another writer holds the file, the source is down; retry with back-off
     except KeyAccountsError as exc:
         detail = f" (details: {exc.details})" if exc.details else ""
         raise AirflowFailException(f"{exc}{detail}") from None
@@ -158,7 +166,13 @@ def _run_task(fn, *args):
 def ingest(settings: dict, run_id: str) -> dict:
     from keyaccounts.pipeline import ingest_task
 
-    result = _run_task(ingest_task, config_from_settings(settings), run_id)
+    cfg = config_from_settings(settings)
+    if settings.get("sql_conn_id"):
+        from airflow.sdk import Connection
+
+        cfg.sql_source = Connection.get(settings["sql_conn_id"]).get_uri()
+        cfg.sql_schema = settings.get("sql_schema") or "public"
+    result = _run_task(ingest_task, cfg, run_id)
     return {feed: vars(stats) for feed, stats in result.feeds.items()}
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from keyaccounts.config import RunConfig, check_environment
 from keyaccounts.errors import InputError
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
+from keyaccounts.ingest.sql_source import SqlSource
 from keyaccounts.publish.exports import export_month
 from keyaccounts.publish.log import last_published_month, record_publish
 from keyaccounts.transform.dbt import run_dbt
@@ -29,8 +30,9 @@ class RunResult:
 
 
 def ingest_task(cfg: RunConfig, run_id: str) -> IngestResult:
+    source = SqlSource(cfg.sql_source, cfg.sql_schema) if cfg.sql_source else None
     with connection(cfg.warehouse) as conn:
-        return ingest_inbox(conn, cfg.inbox, run_id, cfg.reject_threshold)
+        return ingest_inbox(conn, cfg.inbox, run_id, cfg.reject_threshold, source)
 
 
 def build_through(cfg: RunConfig) -> str:

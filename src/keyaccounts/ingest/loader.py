@@ -136,6 +136,10 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
             rows_loaded bigint, rows_updated bigint, rows_quarantined bigint,
             finished_at timestamptz)"""
     )
+    conn.execute(
+        "create table if not exists audit.watermarks (source varchar, feed varchar, watermark varchar, "
+        "run_id varchar, updated_at timestamptz)"
+    )
     for feed in FEEDS.values():
         cols = ", ".join(f"{quote_ident(c)} varchar" for c in feed.column_names)
         conn.execute(
@@ -185,17 +189,25 @@ class _StagedFile:
     rows_bad: int = 0
     bad_reason: str | None = None  # whole-file quarantine
     bad_detail: str | None = None
+    watermark: tuple[str, str, str] | None = None  # SQL source: (source, feed, latest updated_at)
 
 
 def _stage_file(conn, feed: Feed, path: Path, rel_name: str, sha: str, n: int) -> _StagedFile:
     staged = _StagedFile(feed, rel_name, sha, path.stat().st_size)
     try:
         content = readers.read_file(path)
-        missing = [c for c in feed.required_columns if c not in content.header]
-        if missing:
-            raise readers.UnreadableFile("missing_columns", "missing required column(s): " + ", ".join(missing))
     except readers.UnreadableFile as bad:
         staged.bad_reason, staged.bad_detail = bad.reason, bad.detail
+        return staged
+    return _stage_content(conn, staged, content, n)
+
+
+def _stage_content(conn, staged: _StagedFile, content: readers.FileContent, n: int) -> _StagedFile:
+    """Check a delivery's rows against the contract into a temp table (nothing recorded yet)."""
+    feed = staged.feed
+    missing = [c for c in feed.required_columns if c not in content.header]
+    if missing:
+        staged.bad_reason, staged.bad_detail = "missing_columns", "missing required column(s): " + ", ".join(missing)
         return staged
     staged.encoding = content.encoding
     staged.temp_table = f"ingest_stage_{n}"
@@ -214,6 +226,39 @@ def _stage_file(conn, feed: Feed, path: Path, rel_name: str, sha: str, n: int) -
     return staged
 
 
+def _stage_sql(conn, source, feed: Feed, n: int, taken: set[str]) -> _StagedFile | None:
+    from keyaccounts.ingest.sql_source import pull_feed
+
+    row = conn.execute("select watermark from audit.watermarks where source = ? and feed = ?",
+                       [source.name, feed.name]).fetchone()
+    rel_name = f"sql:{source.schema}.{source.tables[feed.name]}"
+    try:
+        pulled = pull_feed(source.connection, source, feed.name, row[0] if row else None)
+    except readers.UnreadableFile as bad:
+        return _StagedFile(feed, rel_name, f"sql-error:{source.name}:{feed.name}:{bad.reason}", 0,
+                           bad_reason=bad.reason, bad_detail=bad.detail)
+    if pulled is None or pulled.sha in taken:
+        return None  # nothing changed since the watermark (or the same rows as a pull already taken)
+    taken.add(pulled.sha)
+    staged = _StagedFile(feed, f"{rel_name}@{pulled.watermark}", pulled.sha, pulled.size,
+                         watermark=(source.name, feed.name, pulled.watermark))
+    _stage_content(conn, staged, pulled.content, n)
+    if staged.temp_table is None:
+        return staged
+    # rows at the watermark are read again on every pull: drop the ones already taken unchanged
+    same = " and ".join(f"r.{quote_ident(c)} is not distinct from t.{quote_ident(c)}" for c in feed.column_names)
+    conn.execute(
+        f"delete from {staged.temp_table} t where exists "
+        f"(select 1 from raw.{feed.name} r where r._file like ? and {same})",
+        [rel_name + "@%"],
+    )
+    staged.rows_read, staged.rows_bad = conn.execute(
+        f"select count(*), count(*) filter (where _reason is not null) from {staged.temp_table}"
+    ).fetchone()
+    if staged.rows_read == 0:
+        conn.execute(f"drop table {staged.temp_table}")
+        return None
+    return staged
 def _record_quarantine(conn, staged: _StagedFile, file_seq: int | None, run_id: str, now: datetime) -> None:
     if staged.temp_table is None:
         conn.execute(
@@ -251,6 +296,10 @@ def _commit_file(conn, staged: _StagedFile, run_id: str, stats: FeedStats) -> No
                 [staged.rel_name, file_seq, run_id, now],
             )
             loaded = staged.rows_read - staged.rows_bad
+        if staged.watermark is not None:
+            source, feed_name, mark = staged.watermark
+            conn.execute("delete from audit.watermarks where source = ? and feed = ?", [source, feed_name])
+            conn.execute("insert into audit.watermarks values (?, ?, ?, ?, ?)", [source, feed_name, mark, run_id, now])
         conn.execute(
             "insert into audit.manifest values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [file_seq, run_id, feed.name, staged.rel_name, staged.size, staged.sha, staged.encoding,
@@ -282,19 +331,30 @@ def _list_files(inbox: Path, feed: Feed) -> list[Path]:
 
 
 def ingest_inbox(
-    conn: duckdb.DuckDBPyConnection, inbox: Path, run_id: str, reject_threshold: float = 0.05
+    conn: duckdb.DuckDBPyConnection, inbox: Path, run_id: str, reject_threshold: float = 0.05, sql_source=None
 ) -> IngestResult:
     """Take every new file of every feed folder in `inbox`.
 
-    Files are first read and checked into temp tables; only when no feed's share of bad rows
-    exceeds the reject threshold are they recorded (each file in one transaction with its
-    manifest row). A rejected run records its quarantined rows and stats but takes no file,
+    With `sql_source`, the feeds it serves are also pulled from the database (after that
+    feed's files), incrementally by watermark. Files are first read and checked into temp
+    tables; only when no feed's share of bad rows exceeds the reject threshold are they
+    recorded (each file in one transaction with its manifest row). A rejected run records its quarantined rows and stats but takes no file,
     so a retry fails the same way until the bad file is fixed or removed.
     """
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise InputError(f"inbox {inbox} is not a readable folder")
     ensure_schema(conn)
+    if sql_source is not None:
+        sql_source.connection = sql_source.connect()
+        try:
+            return _ingest(conn, inbox, run_id, reject_threshold, sql_source)
+        finally:
+            sql_source.connection.close()
+    return _ingest(conn, inbox, run_id, reject_threshold, None)
+
+
+def _ingest(conn, inbox: Path, run_id: str, reject_threshold: float, sql_source) -> IngestResult:
     taken = {row[0] for row in conn.execute("select sha256 from audit.manifest").fetchall()}
     result = IngestResult(run_id)
     staged: list[_StagedFile] = []
@@ -311,6 +371,11 @@ def ingest_inbox(
                 continue
             taken.add(sha)
             staged.append(_stage_file(conn, feed, path, f"{feed.name}/{path.name}", sha, len(staged)))
+        if sql_source is not None and feed.name in sql_source.tables:
+            pulled = _stage_sql(conn, sql_source, feed, len(staged), taken)
+            if pulled is not None:
+                stats.files_seen += 1
+                staged.append(pulled)
 
     read = {f: sum(s.rows_read for s in staged if s.feed.name == f) for f in FEEDS}
     bad = {f: sum(s.rows_bad for s in staged if s.feed.name == f) for f in FEEDS}
