@@ -7,7 +7,7 @@ quarantines bad ones with a reason, records the manifest. Emits one asset per fe
 triggers `transform`. Fails without retry when a feed's reject threshold is exceeded.
 """
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag
 
 from keyaccounts import orchestration as ka
 
@@ -24,16 +24,7 @@ from keyaccounts import orchestration as ka
     params=ka.params(),
 )
 def ingest():
-    @task
-    def settings() -> dict:
-        context = get_current_context()
-        return ka.resolve_settings(context["params"], ka.run_date(context))
-
-    @task(pool=ka.DUCKDB_POOL, outlets=ka.feed_assets())
-    def load_inbox(run_settings: dict) -> dict:
-        return ka.ingest(run_settings, get_current_context()["run_id"])
-
-    load_inbox(settings())
+    ka.ingest_task(ka.settings_task())
 
 
 ingest()

@@ -2,13 +2,14 @@
 ### monthly_tiers — on the 1st of each month (business time zone): evaluate and publish
 
 Evaluates the month that ended before the logical date (or the run's `month` param): builds
-and tests the dbt project through it (astronomer-cosmos), then publishes the month's
-exports and records the publish. If a model or test fails, nothing is published and the
-last published month stays in place; the failing task's log says why.
+and tests the dbt project through it into `marts_build` (astronomer-cosmos), runs the Great
+Expectations suites on the month, then publishes: swaps the marts in, appends the month to
+`marts.published_tiers`, writes exports and the BI copy. If a model, test or check fails,
+nothing is published and the last publish stays in place; the failing task's log says why.
 Backfill: `airflow backfill create --dag-id monthly_tiers --from-date 2024-02-01 --to-date 2024-07-01`.
 """
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag
 
 from keyaccounts import orchestration as ka
 
@@ -25,17 +26,8 @@ from keyaccounts import orchestration as ka
     params=ka.params(),
 )
 def monthly_tiers():
-    @task
-    def settings() -> dict:
-        context = get_current_context()
-        return ka.resolve_settings(context["params"], ka.run_date(context))
-
-    @task(pool=ka.DUCKDB_POOL, outlets=[ka.marts_asset()])
-    def publish(run_settings: dict) -> list[str]:
-        return ka.publish(run_settings, get_current_context()["run_id"])
-
-    run_settings = settings()
-    run_settings >> ka.dbt_task_group() >> publish(run_settings)
+    run_settings = ka.settings_task()
+    run_settings >> ka.dbt_task_group() >> ka.checks_task(run_settings) >> ka.publish_task(run_settings)
 
 
 monthly_tiers()

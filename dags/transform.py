@@ -3,11 +3,12 @@
 
 Runs when any feed's asset is updated by `ingest`. The dbt project is rendered by
 astronomer-cosmos from its manifest (one `dbt build` task per model, its tests included),
-built through the month that ended before the run (or the latest published month, if
-later). DuckDB writers share a pool of one slot.
+built into `marts_build` through the month that ended before the run (or the latest
+published month, if later), then the Great Expectations suites check it. Publishing is
+`monthly_tiers`' job. DuckDB writers share a pool of one slot.
 """
 
-from airflow.sdk import AssetAny, dag, get_current_context, task
+from airflow.sdk import AssetAny, dag
 
 from keyaccounts import orchestration as ka
 
@@ -24,12 +25,8 @@ from keyaccounts import orchestration as ka
     params=ka.params(),
 )
 def transform():
-    @task
-    def settings() -> dict:
-        context = get_current_context()
-        return ka.resolve_settings(context["params"], ka.run_date(context))
-
-    settings() >> ka.dbt_task_group()
+    run_settings = ka.settings_task()
+    run_settings >> ka.dbt_task_group() >> ka.checks_task(run_settings)
 
 
 transform()

@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="also read orders, invoices, payments from this PostgreSQL URL, incrementally "
                           "(default: env KEYACCOUNTS_SQL_SOURCE; keep passwords out of the command line)")
     run.add_argument("--sql-schema", default="public", help="schema of the source tables (default public)")
+    run.add_argument("--restate", action="store_true",
+                     help="publish the month again as a new version even if it was published (needs --reason, --by)")
+    run.add_argument("--reason", default=None, help="why the month is restated")
+    run.add_argument("--by", default=None, help="who approved the restatement")
     run.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                      help="override a dbt var of dbt_project.yml (YAML value), e.g. --var grace_months=2")
 
@@ -93,10 +97,21 @@ def cmd_run(args) -> int:
 
     cfg = RunConfig(inbox=args.inbox, warehouse=Path(args.warehouse), through=args.through,
                     exports_dir=args.exports, reject_threshold=args.reject_threshold,
-                    dbt_vars=_parse_vars(args.var), sql_source=args.sql_source, sql_schema=args.sql_schema)
+                    dbt_vars=_parse_vars(args.var), sql_source=args.sql_source, sql_schema=args.sql_schema,
+                    restate=args.restate, restate_reason=args.reason, restated_by=args.by)
     result = run_pipeline(cfg)
     _print_ingest(result.ingest)
-    print(f"published {cfg.through}: select * from marts.customer_tier_monthly in {cfg.warehouse}")
+    pub = cfg.last_publish
+    if pub.action == "unchanged":
+        note = f"{cfg.through} was already published (version {pub.version}); the record is unchanged"
+        if pub.differs_from_record:
+            note += (f"; {pub.differs_from_record} customers differ in the rebuilt marts: to publish them, "
+                     f"run again with --restate --reason ... --by ...")
+        print(note)
+    else:
+        extra = f", {pub.changed_customers} customers changed" if pub.action == "restated" else ""
+        print(f"{pub.action} {cfg.through} (version {pub.version}{extra}): "
+              f"select * from marts.customer_tier_monthly in {cfg.warehouse}")
     for path in result.exports:
         print(f"export: {path}")
     return 0
@@ -218,14 +233,15 @@ def cmd_export(args) -> int:
     from keyaccounts.config import parse_month
     from keyaccounts.errors import InputError
     from keyaccounts.publish.exports import export_month
+    from keyaccounts.publish.report import build_report
     from keyaccounts.warehouse import connection
 
     month = parse_month(args.month, "--month")
     with connection(args.warehouse, read_only=True) as conn:
-        if not conn.execute("select count(*) from marts.customer_tier_monthly where eval_month = ?",
-                            [month]).fetchone()[0]:
-            raise InputError(f"month {month} has no tier rows in {args.warehouse}")
-        for path in export_month(conn, month, args.out):
+        if not _has_table(conn, "marts", "published_tiers") or not conn.execute(
+                "select count(*) from marts.published_tiers where eval_month = ?", [month]).fetchone()[0]:
+            raise InputError(f"month {month} was never published in {args.warehouse}")
+        for path in export_month(conn, month, args.out) + [build_report(conn, month, args.out)]:
             print(f"export: {path}")
     return 0
 

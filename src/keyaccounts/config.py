@@ -38,6 +38,15 @@ class RunConfig:
     # orders, invoices and payments also from this PostgreSQL URL (credentials: env, never the repo)
     sql_source: str | None = None
     sql_schema: str = "public"
+    # restating an already published month (a new version in marts.published_tiers)
+    restate: bool = False
+    restate_reason: str | None = None
+    restated_by: str | None = None
+    last_publish: object = field(default=None, repr=False)  # set by publish_task
+
+    def check_restate(self) -> None:
+        if self.restate and not (self.restate_reason and self.restated_by):
+            raise InputError("--restate needs --reason and --by (who approved the restatement)")
 
     def __post_init__(self) -> None:
         self.inbox = Path(self.inbox)
@@ -48,6 +57,7 @@ class RunConfig:
         self.exports_dir = Path(self.exports_dir)
         if not 0 <= self.reject_threshold <= 1:
             raise InputError("the reject threshold is a share between 0 and 1")
+        self.check_restate()
 
     @property
     def dbt_state_dir(self) -> Path:

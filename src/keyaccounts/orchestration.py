@@ -176,6 +176,16 @@ def ingest(settings: dict, run_id: str) -> dict:
     return {feed: vars(stats) for feed, stats in result.feeds.items()}
 
 
+def checks(settings: dict) -> dict:
+    """Great Expectations on the built month; a failed blocking check fails without retry."""
+    from keyaccounts.pipeline import check_task
+
+    report = _run_task(check_task, config_from_settings(settings))
+    for warning in report.warnings:
+        print(f"WARNING data check: {warning}")
+    return {name: r["success"] for name, r in report.results.items()}
+
+
 def publish(settings: dict, run_id: str) -> list[str]:
     from keyaccounts.pipeline import publish_task
 
@@ -215,3 +225,47 @@ def run_date(context) -> datetime:
     """The run's logical date; asset-triggered and manual runs may have none (Airflow 3),
     then the time the run was due."""
     return context.get("logical_date") or context["dag_run"].run_after
+
+
+# --- task factories: the DAG files call these to add a task (wiring only in dags/) ---------
+
+
+def settings_task():
+    from airflow.sdk import get_current_context, task
+
+    @task(task_id="settings")
+    def settings() -> dict:
+        context = get_current_context()
+        return resolve_settings(context["params"], run_date(context))
+
+    return settings()
+
+
+def ingest_task(run_settings):
+    from airflow.sdk import get_current_context, task
+
+    @task(task_id="load_inbox", pool=DUCKDB_POOL, outlets=feed_assets())
+    def load_inbox(s: dict) -> dict:
+        return ingest(s, get_current_context()["run_id"])
+
+    return load_inbox(run_settings)
+
+
+def checks_task(run_settings):
+    from airflow.sdk import task
+
+    @task(task_id="checks", pool=DUCKDB_POOL)
+    def run_checks(s: dict) -> dict:
+        return checks(s)
+
+    return run_checks(run_settings)
+
+
+def publish_task(run_settings):
+    from airflow.sdk import get_current_context, task
+
+    @task(task_id="publish", pool=DUCKDB_POOL, outlets=[marts_asset()])
+    def run_publish(s: dict) -> list[str]:
+        return publish(s, get_current_context()["run_id"])
+
+    return run_publish(run_settings)

@@ -13,6 +13,9 @@ from keyaccounts.errors import InputError
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.ingest.sql_source import SqlSource
 from keyaccounts.publish.exports import export_month
+from keyaccounts.publish import wap
+from keyaccounts.publish.bi_copy import refresh_bi_copy
+from keyaccounts.publish.report import build_report
 from keyaccounts.publish.log import last_published_month, record_publish
 from keyaccounts.transform.dbt import run_dbt
 from keyaccounts.warehouse import connection
@@ -26,6 +29,7 @@ def new_run_id() -> str:
 class RunResult:
     run_id: str
     ingest: IngestResult | None = None
+    checks: object = None
     exports: list[Path] = field(default_factory=list)
 
 
@@ -44,7 +48,8 @@ def build_through(cfg: RunConfig) -> str:
 
 
 def dbt_vars_for(cfg: RunConfig) -> dict:
-    return {**cfg.dbt_vars, "through_month": build_through(cfg)}
+    # marts are built beside the published ones and swapped in by publish_task (write-audit-publish)
+    return {**cfg.dbt_vars, "through_month": build_through(cfg), "marts_schema": wap.BUILD_SCHEMA}
 
 
 def transform_task(cfg: RunConfig) -> None:
@@ -52,12 +57,27 @@ def transform_task(cfg: RunConfig) -> None:
     run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg))
 
 
-def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
-    """Write the month's exports and record the publish."""
+def check_task(cfg: RunConfig):
+    """Great Expectations suites on the built month (marts_build); raises ChecksFailed."""
+    from keyaccounts.checks import run_checks
+
     with connection(cfg.warehouse) as conn:
+        return run_checks(conn, cfg)
+
+
+def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
+    """Swap the checked marts in, record the month in marts.published_tiers (append-only),
+    write the month's exports from that record, and log the publish."""
+    with connection(cfg.warehouse) as conn:
+        result = wap.publish(conn, cfg.through, run_id, restate=cfg.restate, reason=cfg.restate_reason,
+                             by=cfg.restated_by)
         paths = export_month(conn, cfg.through, cfg.exports_dir)
-        record_publish(conn, cfg.through, run_id, paths)
-        return paths
+        paths.append(build_report(conn, cfg.through, cfg.exports_dir))
+        refresh_bi_copy(conn, cfg.warehouse, run_id)
+        record_publish(conn, cfg.through, run_id, paths, result.action, result.version, cfg.restated_by,
+                       cfg.restate_reason)
+    cfg.last_publish = result
+    return paths
 
 
 def run_pipeline(cfg: RunConfig) -> RunResult:
@@ -71,5 +91,6 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         pass
     result.ingest = ingest_task(cfg, run_id)
     transform_task(cfg)
+    result.checks = check_task(cfg)
     result.exports = publish_task(cfg, run_id)
     return result

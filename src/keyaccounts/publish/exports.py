@@ -17,11 +17,14 @@ def neutralise_cell(value: object) -> object:
 
 
 def export_month(conn: duckdb.DuckDBPyConnection, month: str, out_dir: Path) -> list[Path]:
-    """Write tiers_<month>.csv and .parquet from marts.customer_tier_monthly; return the paths."""
+    """Write tiers_<month>.csv and .parquet of the month's latest published version (the
+    record, marts.published_tiers); return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table = conn.execute(
-        "select * from marts.customer_tier_monthly where eval_month = ? order by value_rank nulls last, customer_id",
-        [month],
+        "select * from marts.published_tiers where eval_month = ? and version = "
+        "(select max(version) from marts.published_tiers where eval_month = ?) "
+        "order by value_rank nulls last, customer_id",
+        [month, month],
     ).fetch_arrow_table()
     parquet_path = out_dir / f"tiers_{month}.parquet"
     csv_path = out_dir / f"tiers_{month}.csv"

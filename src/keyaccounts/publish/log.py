@@ -18,8 +18,13 @@ def ensure_publish_log(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("create schema if not exists audit")
     conn.execute(
         "create table if not exists audit.publish_log (eval_month varchar, run_id varchar, "
-        "published_at timestamptz, exports varchar)"
+        "published_at timestamptz, action varchar, version integer, restated_by varchar, reason varchar, "
+        "exports varchar)"
     )
+    # warehouses created by an earlier version lack the newer columns
+    for column, kind in (("action", "varchar"), ("version", "integer"), ("restated_by", "varchar"),
+                         ("reason", "varchar")):
+        conn.execute(f"alter table audit.publish_log add column if not exists {column} {kind}")
 
 
 def last_published_month(warehouse: Path) -> str | None:
@@ -30,9 +35,11 @@ def last_published_month(warehouse: Path) -> str | None:
         return conn.execute("select max(eval_month) from audit.publish_log").fetchone()[0]
 
 
-def record_publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, exports: list[Path]) -> None:
+def record_publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, exports: list[Path], action: str,
+                   version: int, by: str | None = None, reason: str | None = None) -> None:
     ensure_publish_log(conn)
     conn.execute(
-        "insert into audit.publish_log values (?, ?, ?, ?)",
-        [month, run_id, datetime.now(timezone.utc), ";".join(str(p) for p in exports)],
+        "insert into audit.publish_log (eval_month, run_id, published_at, action, version, restated_by, reason, "
+        "exports) values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [month, run_id, datetime.now(timezone.utc), action, version, by, reason, ";".join(str(p) for p in exports)],
     )

@@ -1,0 +1,115 @@
+"""The monthly HTML report (outputs.md): self-contained, offline (plotly.js is embedded, no
+CDN), with Chinese labels. It reads the published marts only: it shows, never computes, a
+business rule."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import duckdb
+
+TIER_COLORS = {"A": "#1b7837", "B": "#f1a340", "C": "#999999"}
+FONT = "Noto Sans CJK SC, Noto Sans SC, Microsoft YaHei, PingFang SC, sans-serif"
+
+
+def _df(conn, sql: str, params: list):
+    return conn.execute(sql, params).df()
+
+
+def _table(df, columns: list[str], headers: list[str]) -> str:
+    if df.empty:
+        return "<p class='empty'>无 · none</p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape('' if v is None or v != v else str(v))}</td>" for v in row) + "</tr>"
+        for row in df[columns].itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def build_report(conn: duckdb.DuckDBPyConnection, month: str, out_dir: Path) -> Path:
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+
+    tiers = _df(conn, "select * from marts.published_tiers where eval_month = ? and version = "
+                      "(select max(version) from marts.published_tiers where eval_month = ?)", [month, month])
+    summary = _df(conn, "select * from marts.tier_summary_monthly where eval_month <= ? order by eval_month, tier",
+                  [month])
+    migration = _df(conn, "select * from marts.tier_migration_monthly where eval_month = ?", [month])
+    receivables = _df(conn, "select t.tier, r.collection_rate_12m from marts.customer_receivables_monthly r "
+                            "join marts.customer_tier_monthly t using (customer_id, eval_month) "
+                            "where eval_month = ? and r.collection_rate_12m is not null", [month])
+    layout = dict(font=dict(family=FONT), margin=dict(l=50, r=20, t=60, b=40), height=380)
+    figures = []
+
+    # 1. tier mix and its change over the last 13 months
+    recent = summary[summary["eval_month"] >= sorted(summary["eval_month"].unique())[-13:][0]] if not summary.empty \
+        else summary
+    fig = go.Figure([go.Bar(x=recent[recent.tier == t]["eval_month"], y=recent[recent.tier == t]["customers"],
+                            name=f"{t} 级", marker_color=TIER_COLORS[t]) for t in "ABC"])
+    fig.update_layout(title="等级分布 Tier mix (customers per tier)", barmode="stack", **layout)
+    figures.append(fig)
+
+    # 2. Pareto curve of V with the 80% and 95% lines
+    ranked = tiers[tiers["value_rank"].notna()].sort_values("value_rank")
+    total = float(ranked["value_score"].sum()) or 1.0
+    cum = ranked["value_score"].astype(float).cumsum() / total
+    share_customers = [i / max(len(ranked), 1) for i in range(1, len(ranked) + 1)]
+    fig = go.Figure([go.Scatter(x=share_customers, y=list(cum), mode="lines", name="累计价值 cumulative V")])
+    for line, label in ((0.80, "80% (A)"), (0.95, "95% (B)")):
+        fig.add_hline(y=line, line_dash="dash", annotation_text=label)
+    fig.update_layout(title="帕累托曲线 Pareto curve of customer value V", xaxis_title="客户占比 share of customers",
+                      yaxis_title="价值占比 share of V", xaxis_tickformat=".0%", yaxis_tickformat=".0%", **layout)
+    figures.append(fig)
+
+    # 3. migration matrix as a heat map
+    grid = migration.pivot_table(index="from_tier", columns="to_tier", values="customers", aggfunc="sum") \
+        if not migration.empty else None
+    z = [[int(grid.loc[f, t]) if grid is not None and f in grid.index and t in grid.columns else 0 for t in "ABC"]
+         for f in "ABC"]
+    fig = go.Figure(go.Heatmap(z=z, x=[f"→ {t}" for t in "ABC"], y=[f"{f} →" for f in "ABC"], colorscale="Blues",
+                               text=z, texttemplate="%{text}"))
+    fig.update_layout(title="等级迁移 Tier migration (last month → this month)", yaxis_autorange="reversed", **layout)
+    figures.append(fig)
+
+    # 4. collection-rate distribution by tier
+    fig = go.Figure([go.Box(y=receivables[receivables.tier == t]["collection_rate_12m"].astype(float),
+                            name=f"{t} 级", marker_color=TIER_COLORS[t]) for t in "ABC"])
+    fig.update_layout(title="回款率分布 Collection rate by tier", yaxis_tickformat=".0%", **layout)
+    figures.append(fig)
+
+    movers = tiers[tiers["tier_change"].isin(["promoted", "demoted"])].sort_values(["tier_change", "value_rank"])
+    at_risk = tiers[(tiers["tier"].isin(["A", "B"])) & (tiers["risk_flags"].fillna("") != "")] \
+        .sort_values("value_rank")
+    this = summary[summary.eval_month == month].set_index("tier") if not summary.empty else None
+    mix = " · ".join(f"{t}: {int(this.loc[t, 'customers'])}" for t in "ABC") if this is not None and len(this) else ""
+
+    charts = "".join(f"<div class='chart'>{f.to_html(full_html=False, include_plotlyjs=False)}</div>"
+                     for f in figures)
+    page = f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<title>大客户分级报告 Key-account tiers {html.escape(month)}</title>
+<script>{get_plotlyjs()}</script>
+<style>body{{font-family:{FONT};margin:24px;color:#222}} .chart{{margin:12px 0}}
+table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left}}
+th{{background:#f4f4f4}} .empty{{color:#888}}</style></head>
+<body>
+<h1>大客户分级报告 · Key-account tiers {html.escape(month)}</h1>
+<p>版本 version {int(tiers['version'].max()) if not tiers.empty else '-'} · 客户 customers {len(tiers)} · {mix}</p>
+{charts}
+<h2>等级变动 Top movers</h2>
+{_table(movers.head(30), ['customer_id', 'customer_name', 'previous_tier', 'tier', 'tier_change', 'reason'],
+        ['客户 ID', '客户名称', '上月', '本月', '变动', '原因 reason'])}
+<h2>风险大客户 At-risk key accounts (A/B with risk flags)</h2>
+{_table(at_risk.head(30), ['customer_id', 'customer_name', 'account_manager', 'tier', 'risk_flags',
+                           'collection_rate_12m', 'nps_12m'],
+        ['客户 ID', '客户名称', '客户经理', '等级', '风险', '回款率', 'NPS'])}
+</body></html>"""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"report_{month}.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,119 @@
+"""Write-audit-publish: dbt builds the marts into `marts_build`, the checks read them there,
+and only then one transaction swaps them into `marts` and appends the month to the
+append-only record `marts.published_tiers`. A failed build or check never reaches `marts`.
+
+`marts.published_tiers` is never rewritten: publishing a month already published adds
+nothing, unless a restatement is asked for; then a new version is appended and
+`marts.published_tier_changes` says, per customer, what changed and who restated it why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import duckdb
+
+from keyaccounts.warehouse import quote_ident
+
+BUILD_SCHEMA = "marts_build"
+SCHEMA = "marts"
+RECORD_META = ("version", "published_at", "run_id")
+# what a restatement compares per customer
+DIFF_COLUMNS = ("tier", "raw_tier", "previous_tier", "tier_change", "value_score", "value_rank", "share_before",
+                "collection_rate_12m", "nps_12m", "loyalty_score", "risk_flags")
+
+
+@dataclass
+class PublishResult:
+    month: str
+    action: str  # published | unchanged | restated
+    version: int
+    changed_customers: int = 0
+    differs_from_record: int = 0  # customers whose rebuilt row differs from the record (not restated)
+
+
+def _tables(conn, schema: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "select table_name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE' "
+        "order by table_name", [schema]).fetchall()]
+
+
+def _ensure_record(conn) -> None:
+    conn.execute(f"create schema if not exists {SCHEMA}")
+    if "published_tiers" not in _tables(conn, SCHEMA):
+        conn.execute(
+            f"create table {SCHEMA}.published_tiers as select *, 0 as version, "
+            f"cast(null as timestamptz) as published_at, cast(null as varchar) as run_id "
+            f"from {BUILD_SCHEMA}.customer_tier_monthly where false"
+        )
+    conn.execute(
+        f"""create table if not exists {SCHEMA}.published_tier_changes (
+            eval_month varchar, version integer, customer_id varchar, change varchar,
+            changed_columns varchar, old_tier varchar, new_tier varchar,
+            old_value_score decimal(38, 2), new_value_score decimal(38, 2),
+            restated_at timestamptz, restated_by varchar, reason varchar, run_id varchar)"""
+    )
+
+
+def _diff(conn, month: str, version: int) -> str:
+    """customer-level comparison of the built month against the record's `version`."""
+    cols = [c for c in DIFF_COLUMNS]
+    changed = " || ".join(
+        f"case when o.{quote_ident(c)} is distinct from n.{quote_ident(c)} then '{c},' else '' end" for c in cols
+    )
+    return f"""
+        select coalesce(n.customer_id, o.customer_id) as customer_id,
+               case when o.customer_id is null then 'added' when n.customer_id is null then 'removed'
+                    else 'changed' end as change,
+               rtrim({changed}, ',') as changed_columns,
+               o.tier as old_tier, n.tier as new_tier, o.value_score as old_value_score,
+               n.value_score as new_value_score
+        from (select * from {SCHEMA}.published_tiers where eval_month = '{month}' and version = {version}) as o
+        full outer join (select * from {BUILD_SCHEMA}.customer_tier_monthly where eval_month = '{month}') as n
+            on o.customer_id = n.customer_id
+        where o.customer_id is null or n.customer_id is null or ({changed}) <> ''
+    """
+
+
+def publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, restate: bool = False,
+            reason: str | None = None, by: str | None = None) -> PublishResult:
+    """Swap the checked build into `marts` and record the month, in one transaction."""
+    built = _tables(conn, BUILD_SCHEMA)
+    if "customer_tier_monthly" not in built:
+        raise RuntimeError(f"nothing built in {BUILD_SCHEMA}")
+    now = datetime.now(timezone.utc)
+    conn.execute("begin transaction")
+    try:
+        conn.execute(f"create schema if not exists {SCHEMA}")
+        for table in built:
+            conn.execute(f"create or replace table {SCHEMA}.{quote_ident(table)} as "
+                         f"select * from {BUILD_SCHEMA}.{quote_ident(table)}")
+        _ensure_record(conn)
+        current = conn.execute(f"select max(version) from {SCHEMA}.published_tiers where eval_month = ?",
+                               [month]).fetchone()[0]
+        if current is None or restate:
+            version = (current or 0) + 1
+            changed = 0
+            if current is not None:
+                diff = _diff(conn, month, current)
+                changed = conn.execute(f"select count(*) from ({diff})").fetchone()[0]
+                conn.execute(
+                    f"insert into {SCHEMA}.published_tier_changes select ?, ?, customer_id, change, changed_columns, "
+                    f"old_tier, new_tier, old_value_score, new_value_score, ?, ?, ?, ? from ({diff})",
+                    [month, version, now, by, reason, run_id],
+                )
+            conn.execute(
+                f"insert into {SCHEMA}.published_tiers select *, ?, ?, ? "
+                f"from {BUILD_SCHEMA}.customer_tier_monthly where eval_month = ?",
+                [version, now, run_id, month],
+            )
+            result = PublishResult(month, "restated" if current is not None else "published", version, changed)
+        else:
+            differs = conn.execute(f"select count(*) from ({_diff(conn, month, current)})").fetchone()[0]
+            result = PublishResult(month, "unchanged", current, 0, differs)
+        conn.execute("commit")
+    except Exception:
+        conn.execute("rollback")
+        raise
+    return result
