@@ -404,6 +404,10 @@ def test_hostile_names_survive_into_marts_and_the_export(tmp_path):
         assert exported[cid]["customer_name"] == want, cid
     assert exported["N01"]["account_manager"] == "'" + MANAGERS["N01"]
     assert exported["N02"]["account_manager"] == "王敏"
+    # the HTML report, where there is one, shows names as text, never as markup
+    report = warehouse.parent / "exports" / f"report_{THROUGH}.html"
+    if report.exists():
+        assert "<script>alert(1)</script>" not in report.read_text(encoding="utf-8")
     # no text cell of the export starts with a formula character (a negative number may)
     for record in exported.values():
         for column, value in record.items():

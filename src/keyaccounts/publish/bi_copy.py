@@ -1,4 +1,4 @@
-"""The BI read path of outputs.md: `published/marts.duckdb` (the `marts` schema only) and
+"""The BI read path of outputs.md: `published/marts.duckdb` (the `marts` tables only) and
 `published/parquet/<table>.parquet`, next to the warehouse.
 
 DuckDB allows one writer, so BI tools never open the warehouse itself. Each publish writes
@@ -39,9 +39,11 @@ def refresh_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: st
     tmp_db.unlink(missing_ok=True)
     conn.execute(f"attach {_sql_str(str(tmp_db))} as bi_copy")
     try:
-        conn.execute("create schema bi_copy.marts")
+        # tables go to the file's default schema: opened as `marts.duckdb`, its catalog is `marts`,
+        # so `select * from marts.customer_tier_monthly` reads exactly as in the warehouse (a schema
+        # also named marts inside it would make that name ambiguous in DuckDB)
         for t in tables:
-            conn.execute(f"create table bi_copy.marts.{quote_ident(t)} as select * from marts.{quote_ident(t)}")
+            conn.execute(f"create table bi_copy.main.{quote_ident(t)} as select * from marts.{quote_ident(t)}")
     finally:
         conn.execute("detach bi_copy")
     os.replace(tmp_db, published / "marts.duckdb")

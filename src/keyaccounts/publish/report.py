@@ -80,7 +80,7 @@ def build_report(conn: duckdb.DuckDBPyConnection, month: str, out_dir: Path) -> 
     fig.update_layout(title="回款率分布 Collection rate by tier", yaxis_tickformat=".0%", **layout)
     figures.append(fig)
 
-    movers = tiers[tiers["tier_change"].isin(["promoted", "demoted"])].sort_values(["tier_change", "value_rank"])
+    movers = tiers[tiers["tier_change"].isin(["promoted", "demoted"])].sort_values("value_rank", na_position="last")
     at_risk = tiers[(tiers["tier"].isin(["A", "B"])) & (tiers["risk_flags"].fillna("") != "")] \
         .sort_values("value_rank")
     this = summary[summary.eval_month == month].set_index("tier") if not summary.empty else None

@@ -1,0 +1,82 @@
+-- Finance drill-down: the invoices behind each collection rate. One row per evaluated
+-- customer, evaluation month M and invoice due in W(M), with what was collected on it by
+-- end(M) (capped at its amount) and on time; its sums are billed_due_12m, collected_12m and
+-- paid_on_time_12m of customer_receivables_monthly.
+with months as (
+    select
+        customer_id,
+        month_idx,
+        eval_month,
+        month_end
+    from {{ ref('int_customer_months') }}
+),
+
+invoices as (
+    select
+        i.invoice_id,
+        i.customer_id,
+        i.invoice_date,
+        i.due_date,
+        i.due_idx,
+        i.amount_reporting,
+        o.paid_on_time
+    from {{ ref('int_invoices_counted') }} as i
+    inner join {{ ref('int_invoice_on_time') }} as o
+        on i.invoice_id = o.invoice_id
+),
+
+due_in_window as (
+    select
+        m.customer_id,
+        m.month_idx,
+        m.eval_month,
+        m.month_end,
+        i.invoice_id,
+        i.invoice_date,
+        i.due_date,
+        i.amount_reporting,
+        i.paid_on_time
+    from months as m
+    inner join invoices as i
+        on
+            m.customer_id = i.customer_id
+            and i.due_idx between m.month_idx - {{ var('window_months') - 1 }} and m.month_idx
+),
+
+collected as (
+    select
+        d.invoice_id,
+        d.month_idx,
+        max(s.capped_cum) as collected_by_cutoff
+    from due_in_window as d
+    inner join {{ ref('int_invoice_payment_steps') }} as s
+        on
+            d.invoice_id = s.invoice_id
+            and d.month_idx >= s.pay_idx
+    group by d.invoice_id, d.month_idx
+)
+
+select
+    d.customer_id,
+    {{ month_label('d.eval_month') }} as eval_month,
+    d.invoice_id,
+    d.invoice_date,
+    d.due_date,
+    cast(d.amount_reporting as {{ money_type() }}) as amount,
+    cast(coalesce(c.collected_by_cutoff, 0) as {{ money_type() }}) as collected_by_cutoff,
+    cast(d.paid_on_time as {{ money_type() }}) as paid_on_time,
+    cast(d.amount_reporting - coalesce(c.collected_by_cutoff, 0) as {{ money_type() }}) as outstanding_at_cutoff,
+    cast(d.month_end - d.due_date as integer) as days_past_due,
+    case
+        when d.amount_reporting - coalesce(c.collected_by_cutoff, 0) = 0 then 'paid'
+        when d.month_end - d.due_date <= 0 then 'not_due'
+        when d.month_end - d.due_date <= 30 then 'overdue_1_30'
+        when d.month_end - d.due_date <= 60 then 'overdue_31_60'
+        when d.month_end - d.due_date <= 90 then 'overdue_61_90'
+        else 'overdue_90_plus'
+    end as aging_bucket
+from due_in_window as d
+left join collected as c
+    on
+        d.invoice_id = c.invoice_id
+        and d.month_idx = c.month_idx

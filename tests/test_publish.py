@@ -1,0 +1,198 @@
+"""outputs.md publishing: write-audit-publish with GX checks, the append-only record with
+restatements, exports (BOM, formula cells neutralised), the BI read path, the finance
+drill-down and the HTML report (rendered in headless Chromium)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+import sys
+from decimal import Decimal as D
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import one, rows, run, write_inbox
+from keyaccounts.checks import ChecksFailed
+from keyaccounts.config import STATE_DIR, RunConfig
+from keyaccounts.pipeline import check_task, ingest_task, publish_task, transform_task
+
+TS = "2024-07-05T08:00:00+08:00"
+
+
+@pytest.fixture
+def example_wh(example_dir, tmp_path):
+    """The worked example published through 2024-05."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(example_dir / "inbox", inbox)
+    wh = tmp_path / "wh.duckdb"
+    run(inbox, wh, "2024-05")
+    return inbox, wh
+
+
+def test_broken_mart_blocks_publish_and_old_publish_stays_readable(example_wh):
+    inbox, wh = example_wh
+    bi = wh.parent / "published" / "marts.duckdb"
+    before_bi = rows(bi, "select * from marts.customer_tier_monthly order by all")
+    cfg = RunConfig(inbox=inbox, warehouse=wh, through="2024-06")
+    ingest_task(cfg, "run-broken")
+    transform_task(cfg)
+    with duckdb.connect(str(wh)) as conn:  # inject a broken mart into the build
+        conn.execute("update marts_build.customer_tier_monthly set collection_rate_12m = 1.5 "
+                     "where customer_id = 'K2' and eval_month = '2024-06'")
+    with pytest.raises(ChecksFailed) as failed:
+        check_task(cfg)
+    message = str(failed.value)
+    assert "expect_column_values_to_be_between(collection_rate_12m)" in message and "K2" in message
+    # nothing of 2024-06 reached the published tables, the record or the BI copy
+    assert one(wh, "select max(eval_month) as m from marts.customer_tier_monthly")["m"] == "2024-05"
+    assert [r["eval_month"] for r in rows(wh, "select distinct eval_month from marts.published_tiers")] == ["2024-05"]
+    assert rows(bi, "select * from marts.customer_tier_monthly order by all") == before_bi
+    assert not (wh.parent / "exports" / "tiers_2024-06.csv").exists()
+
+
+def test_identical_rerun_adds_no_row_to_published_tiers(example_wh):
+    inbox, wh = example_wh
+    count = one(wh, "select count(*) as n from marts.published_tiers")["n"]
+    assert count == 6  # six customers in 2024-05
+    run(inbox, wh, "2024-05")
+    assert one(wh, "select count(*) as n from marts.published_tiers")["n"] == count
+    assert [r["action"] for r in rows(wh, "select action from audit.publish_log order by published_at")] == \
+        ["published", "unchanged"]
+
+
+def test_restatement_appends_a_version_and_the_per_customer_diff(example_wh):
+    inbox, wh = example_wh
+    run(inbox, wh, "2024-06")
+    # a late delivery: K6 gets a completed order of 2,000,000 in June 2024
+    write_inbox(inbox, {"orders/part-0003.csv": f"""
+        order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
+        O-K6-LATE,K6,,2024-06-20,completed,CNY,2000000,2000000,,{TS}
+    """})
+    cfg = RunConfig(inbox=inbox, warehouse=wh, through="2024-06")
+    from keyaccounts.pipeline import run_pipeline
+
+    run_pipeline(cfg)
+    assert cfg.last_publish.action == "unchanged" and cfg.last_publish.differs_from_record == 6
+    v1 = rows(wh, "select * exclude (published_at, run_id) from marts.published_tiers where eval_month = '2024-06' "
+                  "order by customer_id")
+    restate = RunConfig(inbox=inbox, warehouse=wh, through="2024-06", restate=True,
+                        restate_reason="late ERP delivery", restated_by="财务总监")
+    run_pipeline(restate)
+    assert restate.last_publish.action == "restated" and restate.last_publish.version == 2
+    # version 1 is kept as it was
+    assert rows(wh, "select * exclude (published_at, run_id) from marts.published_tiers "
+                    "where eval_month = '2024-06' and version = 1 order by customer_id") == v1
+    changes = {r["customer_id"]: r for r in rows(wh, "select * from marts.published_tier_changes")}
+    # K6: V = 50,000 + 14,400 + 2,000,000 = 2,064,400, rank 1, raw A, promoted from C
+    k6 = changes["K6"]
+    assert (k6["old_tier"], k6["new_tier"], k6["change"]) == ("C", "A", "changed")
+    assert k6["new_value_score"] == D("2064400.00") and k6["old_value_score"] == D("64400.00")
+    assert "tier" in k6["changed_columns"].split(",") and "value_rank" in k6["changed_columns"].split(",")
+    assert (k6["restated_by"], k6["reason"], k6["version"]) == ("财务总监", "late ERP delivery", 2)
+    # everyone else moved down one rank: changed, but not in tier
+    assert changes["K1"]["old_tier"] == changes["K1"]["new_tier"] == "A"
+    exported = (wh.parent / "exports" / "tiers_2024-06.csv").read_text(encoding="utf-8-sig")
+    assert ",2," in exported.splitlines()[1] or "2" in next(csv.DictReader(io.StringIO(exported)))["version"]
+
+
+def test_csv_export_has_bom_and_neutralised_formula_cells(tmp_path):
+    names = ["=HYPERLINK(\"http://x\")", "+86 Trading", "-Minus Ltd", "@Sum Corp", "正常客户"]
+    customers = "\n".join(f'C{i},"{n.replace(chr(34), chr(34) * 2)}",retail,local,East,王敏,2024-01-01,{TS}'
+                          for i, n in enumerate(names))
+    orders = "\n".join(f"O{i},C{i},,2024-03-0{i + 1},completed,CNY,100,100,,{TS}" for i in range(len(names)))
+    inbox = write_inbox(tmp_path / "inbox", {
+        "customers/part-0001.csv": "customer_id,customer_name,industry,scope,region,account_manager,signed_on,"
+                                   "updated_at\n" + customers,
+        "orders/part-0001.csv": "order_id,customer_id,contract_id,order_date,status,currency,list_amount,"
+                                "net_amount,cost_amount,updated_at\n" + orders,
+    })
+    wh = tmp_path / "wh.duckdb"
+    run(inbox, wh, "2024-03")
+    raw = (tmp_path / "exports" / "tiers_2024-03.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    exported = {r["customer_id"]: r["customer_name"]
+                for r in csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))}
+    assert exported == {"C0": "'" + names[0], "C1": "'+86 Trading", "C2": "'-Minus Ltd", "C3": "'@Sum Corp",
+                        "C4": "正常客户"}
+    # the tables themselves keep the names unchanged
+    assert {r["customer_name"] for r in rows(wh, "select customer_name from marts.dim_customer")} == set(names)
+
+
+def test_bi_copy_is_readable_while_the_warehouse_is_locked(example_wh):
+    _, wh = example_wh
+    holder = duckdb.connect(str(wh))  # the pipeline holds the single writer lock
+    try:
+        script = ("import duckdb,sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+                  "print(c.sql('select count(*) from marts.customer_tier_monthly').fetchone()[0]); "
+                  "print(c.sql(\"select count(*) from read_parquet(sys.argv[2] || '/customer_tier_monthly.parquet')\""
+                  ".replace('sys.argv[2]', repr(sys.argv[2]))).fetchone()[0])")
+        proc = subprocess.run([sys.executable, "-c", script, str(wh.parent / "published" / "marts.duckdb"),
+                               str(wh.parent / "published" / "parquet")], capture_output=True, text=True, timeout=60)
+    finally:
+        holder.close()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["88", "88"]  # 2023-01..2024-05: K1-K5 x 17 months + K6 from 2024-03 (3)
+    tables = {r["table_name"] for r in rows(wh.parent / "published" / "marts.duckdb",
+                                            "select table_name from information_schema.tables")}
+    assert "customer_tier_monthly" in tables and "published_tiers" in tables
+    assert not tables & {"orders", "stg_orders", "int_raw_tiers", "manifest"}  # marts only
+
+
+def test_receivables_detail_reconciles_to_the_cent(example_wh):
+    _, wh = example_wh
+    mismatches = rows(wh, """
+        select m.customer_id, m.eval_month
+        from marts.customer_receivables_monthly m
+        left join (select customer_id, eval_month, sum(amount) as billed, sum(collected_by_cutoff) as collected,
+                          sum(paid_on_time) as on_time
+                   from marts.customer_receivables_detail group by all) d using (customer_id, eval_month)
+        where coalesce(d.billed, 0) <> m.billed_due_12m or coalesce(d.collected, 0) <> m.collected_12m
+           or coalesce(d.on_time, 0) <> m.paid_on_time_12m""")
+    assert mismatches == []
+    # K5 in 2024-05: 12 invoices of 3,000 due in W, the one due 2024-05-15 is paid 2024-06-04 (after the cut-off)
+    k5 = rows(wh, "select * from marts.customer_receivables_detail where customer_id = 'K5' and eval_month = '2024-05' "
+                  "and invoice_id = 'I-K5-202404'")[0]
+    assert k5["collected_by_cutoff"] == D("0") and k5["days_past_due"] == 16 and k5["aging_bucket"] == "overdue_1_30"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed by the test setup when missing (root, Debian registry)."""
+    path = shutil.which("chromium")
+    if path is None:
+        proc = subprocess.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                              "chromium fonts-noto-cjk", shell=True, capture_output=True, text=True, timeout=900)
+        path = shutil.which("chromium")
+        assert path, f"could not install chromium: {proc.stderr[-2000:]}"
+    return path
+
+
+def test_report_renders_in_headless_chromium(example_wh, chromium, tmp_path):
+    _, wh = example_wh
+    report = wh.parent / "exports" / "report_2024-05.html"
+    text = report.read_text(encoding="utf-8")
+    # self-contained: plotly.js is inline in the head (this machine has no network, so the render
+    # below also proves nothing is fetched)
+    head = text.split("</head>")[0]
+    assert "<script>" in head and "src=" not in head.split("<script>")[0]
+    assert "大客户分级报告" in text and "Harbor Logistics" in text
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([chromium, *flags, "--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count('class="main-svg"') >= 4  # every chart was drawn by plotly.js
+    console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()
+                      or "Uncaught" in line]
+    assert console_errors == []
+    shots = STATE_DIR / "test-artifacts"
+    shots.mkdir(parents=True, exist_ok=True)
+    shot = shots / "report_2024-05.png"
+    subprocess.run([chromium, *flags, "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri()],
+                   capture_output=True, text=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 50_000
