@@ -335,8 +335,6 @@ def test_every_good_row_is_in_raw_exactly_once(clean_and_dirty):
 
 
 
-@pytest.mark.xfail(strict=True, reason="BUG the row reason 'too_many_fields' (loader.reason_expression) is missing "
-                                       "from contract.ROW_REASONS and from the reason table of docs/ingest.md")
 def test_every_reason_code_in_quarantine_is_documented(clean_and_dirty):
     """sources.md 'Bad input': the reason is machine-readable; docs/ingest.md and
     contract.ROW_REASONS list the codes a quarantined row can carry."""

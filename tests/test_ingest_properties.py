@@ -298,8 +298,6 @@ CHINESE_CSV = csv_text(CHINESE_ROWS).encode("utf-8")
 MID_CHARACTER = [i for i in range(len(CHINESE_CSV)) if (CHINESE_CSV[i] & 0xC0) == 0x80]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG readers._decode: a UTF-8 file that is not valid UTF-8 (cut inside a "
-                                       "character) falls back to GB18030 and its Chinese text loads as mojibake")
 @settings(max_examples=30, **SETTINGS)
 @given(cut=st.sampled_from(MID_CHARACTER))
 @example(cut=CHINESE_CSV.index("西部".encode()) + 2)  # 2 of the 3 bytes of 西
@@ -365,9 +363,6 @@ def test_shuffled_rows_split_across_files_load_exactly_once(case):
 # --------------------------------------------------------------------------- timestamps the contract allows
 
 
-@pytest.mark.xfail(strict=True, reason="BUG loader TIMESTAMP_RE accepts 'YYYY-MM-DDTHH:MM+08:00' but DuckDB's "
-                                       "cast to timestamptz does not, so a good row is quarantined as "
-                                       "bad_timestamp:updated_at")
 @settings(max_examples=20, **SETTINGS)
 @given(moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 12, 31)),
        offset=st.sampled_from(["Z", "+08:00", "+0800", "+08", "-05:00"]))

@@ -33,6 +33,8 @@
 
 {# Text timestamp -> UTC instant: an offset is applied; no offset means business time. #}
 {% macro parse_timestamp_utc(col) -%}
+    {#- ISO 8601 allows minute precision; DuckDB's cast needs seconds (the ingest check does the same) -#}
+    {%- set col = "regexp_replace(trim(" ~ col ~ "), '^([0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2})(Z|[+-].*)?$', '\\1:00\\2')" -%}
     case
         when nullif(trim({{ col }}), '') is null then null
         -- an offset only counts after a time of day: '2024-05-02' ends in '-02', which is no offset

@@ -177,6 +177,7 @@ ROW_REASONS = {
     "out_of_range": "number outside its allowed range",
     "due_before_invoice": "due_date before invoice_date",
     "not_approved": "tier override without approved_by",
+    "too_many_fields": "the record has more (non-empty) fields than the header",
 }
 FILE_REASONS = {
     "missing_columns": "a required column is absent from the header",

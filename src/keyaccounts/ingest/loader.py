@@ -59,6 +59,13 @@ def _sql_literal_list(values: tuple[str, ...]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
+def with_seconds(text_sql: str) -> str:
+    """'2024-05-02T08:00+08:00' -> '2024-05-02T08:00:00+08:00': ISO 8601 allows minute precision,
+    DuckDB's cast needs seconds (the same normalisation as the dbt macro parse_timestamp_utc)."""
+    return (f"regexp_replace({text_sql}, '^([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[T ][0-9]{{2}}:[0-9]{{2}})"
+            f"(Z|[+-].*)?$', '\\1:00\\2')")
+
+
 def _column_checks(col: Column) -> list[str]:
     """SQL expressions, each yielding a reason code or NULL, for one text column `v`.
 
@@ -71,7 +78,7 @@ def _column_checks(col: Column) -> list[str]:
         checks.append(f"case when {v} is null then '{col.missing_reason or 'missing:' + name}' end")
     kind_checks = {
         "date": f"not regexp_full_match({v}, '{DATE_RE}') or try_cast({v} as date) is null",
-        "timestamp": f"not regexp_full_match({v}, '{TIMESTAMP_RE}') or try_cast({v} as timestamptz) is null",
+        "timestamp": f"not regexp_full_match({v}, '{TIMESTAMP_RE}') or try_cast({with_seconds(v)} as timestamptz) is null",
         "month": f"not regexp_full_match({v}, '{MONTH_RE}')",
         "decimal": f"not regexp_full_match({v}, '{NUMBER_RE}') or try_cast({v} as decimal(38, 8)) is null",
         "integer": f"not regexp_full_match({v}, '{INTEGER_RE}') or try_cast({v} as integer) is null",

@@ -47,12 +47,21 @@ def is_candidate(path: Path) -> bool:
 
 
 def _decode(data: bytes) -> tuple[str, str]:
-    for enc in ENCODINGS:
-        try:
-            return data.decode(enc), enc
-        except UnicodeDecodeError:
-            continue
-    raise UnreadableFile("undecodable", "bytes are neither UTF-8 nor GB18030 text")
+    try:
+        return data.decode("utf-8-sig"), "utf-8-sig"
+    except UnicodeDecodeError:
+        pass
+    # Mostly valid UTF-8 with a few bad sequences is a damaged (or mixed) UTF-8 file: read as
+    # GB18030 it would decode "successfully" into garbage, so refuse it instead.
+    lenient = data.decode("utf-8", errors="replace")
+    bad = lenient.count("\ufffd")
+    good = sum(1 for ch in lenient if ord(ch) > 127 and ch != "\ufffd")
+    if good > bad:
+        raise UnreadableFile("undecodable", f"UTF-8 text with {bad} invalid byte sequence(s): damaged or mixed encodings")
+    try:
+        return data.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError:
+        raise UnreadableFile("undecodable", "bytes are neither UTF-8 nor GB18030 text") from None
 
 
 def read_csv_bytes(data: bytes) -> FileContent:

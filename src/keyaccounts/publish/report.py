@@ -15,7 +15,7 @@ FONT = "Noto Sans CJK SC, Noto Sans SC, Microsoft YaHei, PingFang SC, sans-serif
 
 
 def _df(conn, sql: str, params: list):
-    return conn.execute(sql, params).df()
+    return conn.execute(sql, params).fetch_arrow_table().to_pandas()
 
 
 def _table(df, columns: list[str], headers: list[str]) -> str:
