@@ -544,3 +544,14 @@ def test_values_outside_the_contract_formats_are_quarantined(conn, inbox, column
     ingest_inbox(conn, inbox, "run-1", reject_threshold=1.0)
     assert fetch(conn, "select order_id from raw.orders") == [("O1",)]
     assert fetch(conn, "select order_id from quarantine.orders") == [("O2",)]
+
+
+def test_unknown_currency_code_is_quarantined(conn, inbox):
+    """sources.md: currency is ISO 4217; 'RMB' (colloquial for CNY) and 'XYZ' are not codes."""
+    write_csv(inbox / "orders" / "part-0001.csv",
+              [order("O1", currency="CNY"), order("O2", currency="RMB"), order("O3", currency="XYZ"),
+               order("O4", currency="USD")])
+    ingest_inbox(conn, inbox, "run-1", reject_threshold=1.0)
+    assert fetch(conn, "select order_id from raw.orders order by 1") == [("O1",), ("O4",)]
+    assert fetch(conn, "select order_id, _reason from quarantine.orders order by 1") == [
+        ("O2", "bad_currency:currency"), ("O3", "bad_currency:currency")]

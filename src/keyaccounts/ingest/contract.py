@@ -16,6 +16,16 @@ INDUSTRIES = (
 SCOPES = ("global", "national", "local")
 ORDER_STATUSES = ("open", "completed", "cancelled", "returned")
 TIERS = ("A", "B", "C")
+# ISO 4217 active codes (and the X-codes), so a typo such as "RMB" or "USd" is quarantined
+ISO_4217 = tuple("""
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD CAD
+CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
+GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD
+KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR
+NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN
+SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG
+XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL
+""".split())
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,7 @@ ROW_REASONS = {
     "bad_month": "not a YYYY-MM month",
     "bad_number": "not a decimal number",
     "bad_integer": "not an integer",
-    "bad_currency": "not a three-letter ISO 4217 code",
+    "bad_currency": "not an ISO 4217 currency code (upper case, e.g. CNY, USD)",
     "not_allowed": "value outside its allowed set",
     "out_of_range": "number outside its allowed range",
     "due_before_invoice": "due_date before invoice_date",

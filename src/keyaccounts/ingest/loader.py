@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from keyaccounts.errors import InputError, RejectThresholdExceeded
 from keyaccounts.ingest import readers
-from keyaccounts.ingest.contract import FEEDS, Column, Feed
+from keyaccounts.ingest.contract import FEEDS, ISO_4217, Column, Feed
 from keyaccounts.warehouse import quote_ident
 
 META_COLUMNS = ("_file", "_line", "_file_seq", "_run_id", "_loaded_at")
@@ -29,7 +29,6 @@ MONTH_RE = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 # ISO 8601: a date, or a date and time with an optional offset (Z, +08, +0800, +08:00)
 TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
-CURRENCY_RE = r"^[A-Z]{3}$"
 
 
 @dataclass
@@ -82,7 +81,7 @@ def _column_checks(col: Column) -> list[str]:
         "month": f"not regexp_full_match({v}, '{MONTH_RE}')",
         "decimal": f"not regexp_full_match({v}, '{NUMBER_RE}') or try_cast({v} as decimal(38, 8)) is null",
         "integer": f"not regexp_full_match({v}, '{INTEGER_RE}') or try_cast({v} as integer) is null",
-        "currency": f"not regexp_full_match({v}, '{CURRENCY_RE}')",
+        "currency": f"{v} not in ({_sql_literal_list(ISO_4217)})",
     }
     codes = {"date": "bad_date", "timestamp": "bad_timestamp", "month": "bad_month",
              "decimal": "bad_number", "integer": "bad_integer", "currency": "bad_currency"}
