@@ -26,3 +26,13 @@
     case when {{ currency_col }} = '{{ var("reporting_currency") }}' then cast(1 as {{ input_decimal_type() }})
          else {{ rate_col }} end
 {%- endmacro %}
+
+
+{# metrics.md: amounts convert with the rate of the row's own month. Joins the month's rate as
+   `fx`; use fx_rate_for(<alias>.currency, 'fx.rate_to_reporting') for the rate. #}
+{% macro join_month_rate(alias, date_col) -%}
+    left join {{ ref('stg_fx_rates') }} as fx
+        on
+            {{ alias }}.currency = fx.currency
+            and cast(date_trunc('month', {{ alias }}.{{ date_col }}) as date) = fx.month_start
+{%- endmacro %}

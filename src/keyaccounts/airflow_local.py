@@ -58,10 +58,13 @@ def ensure_airflow(home: Path = AIRFLOW_HOME, log: Path | None = None) -> dict[s
 
 
 def ensure_manifest(log: Path | None = None) -> Path:
+    from keyaccounts.config import DBT_PROJECT_DIR
     from keyaccounts.transform.manifest import MANIFEST_PATH, generate_manifest
 
-    if not MANIFEST_PATH.exists():
-        generate_manifest()
+    sources = [p for p in DBT_PROJECT_DIR.rglob("*") if p.suffix in (".sql", ".yml") and "target" not in p.parts]
+    newest = max((p.stat().st_mtime for p in sources), default=0)
+    if not MANIFEST_PATH.exists() or MANIFEST_PATH.stat().st_mtime < newest:
+        generate_manifest()  # the DAGs render from it: it must match the models
     return MANIFEST_PATH
 
 

@@ -40,7 +40,4 @@ select
     i.source_file,
     i.source_line
 from current_rows as i
-left join {{ ref('stg_fx_rates') }} as fx
-    on
-        i.currency = fx.currency
-        and cast(date_trunc('month', i.invoice_date) as date) = fx.month_start
+{{ join_month_rate('i', 'invoice_date') }}

@@ -47,7 +47,4 @@ select
     o.source_file,
     o.source_line
 from current_rows as o
-left join {{ ref('stg_fx_rates') }} as fx
-    on
-        o.currency = fx.currency
-        and cast(date_trunc('month', o.order_date) as date) = fx.month_start
+{{ join_month_rate('o', 'order_date') }}

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from keyaccounts.config import DBT_PROJECT_DIR
 from keyaccounts.warehouse import quote_ident
 
 BUILD_SCHEMA = "marts_build"
@@ -79,7 +80,9 @@ def _diff(conn, month: str, version: int) -> str:
 def publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, restate: bool = False,
             reason: str | None = None, by: str | None = None) -> PublishResult:
     """Swap the checked build into `marts` and record the month, in one transaction."""
-    built = _tables(conn, BUILD_SCHEMA)
+    # only the project's current mart models (a model since removed may linger in the build schema)
+    models = {p.stem for p in (DBT_PROJECT_DIR / "models" / "marts").glob("*.sql")}
+    built = [t for t in _tables(conn, BUILD_SCHEMA) if t in models]
     if "customer_tier_monthly" not in built:
         raise RuntimeError(f"nothing built in {BUILD_SCHEMA}")
     now = datetime.now(timezone.utc)
