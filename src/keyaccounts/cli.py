@@ -163,10 +163,11 @@ def cmd_demo(args) -> int:
         conf = {"inbox": str(inbox), "warehouse": str(warehouse)}
         for dag_id in ("ingest", "transform", "monthly_tiers"):
             step(f"airflow dags test {dag_id} {nxt}", af.dags_test, dag_id, nxt, conf, env, log)
-        exports = sorted((warehouse.parent / "exports").glob(f"tiers_{through}.*"))
+        exports = sorted((warehouse.parent / "exports").glob(f"*_{through}.*"))
     print(f"tier table: select * from marts.customer_tier_monthly where eval_month = '{through}'  (duckdb {warehouse})")
     for path in exports:
         print(f"export: {path}")
+    print(f"BI copy: {warehouse.parent / 'published' / 'marts.duckdb'} and {warehouse.parent / 'published' / 'parquet'}/")
     print(f"log: {log}")
     return 0
 
