@@ -73,6 +73,9 @@ def params() -> dict:
         "sql_conn_id": Param("", type="string",
                              description="Airflow connection of a PostgreSQL source of orders, invoices, payments"),
         "sql_schema": Param("public", type="string", description="schema of the source tables"),
+        "restate": Param(False, type="boolean", description="publish the month again as a new version"),
+        "restate_reason": Param("", type="string", description="why (required with restate)"),
+        "restated_by": Param("", type="string", description="who approved the restatement (required with restate)"),
     }
 
 
@@ -122,6 +125,9 @@ def resolve_settings(params: dict, logical_date: datetime) -> dict:
                               str(Path(warehouse).parent / "exports"))),
         reject_threshold=float(threshold),
         dbt_vars=dict(params.get("dbt_vars") or {}),
+        restate=bool(params.get("restate")),
+        restate_reason=params.get("restate_reason") or None,
+        restated_by=params.get("restated_by") or None,
     )
     settings = settings_from_config(cfg)
     # the connection id travels, never its URL: credentials stay in Airflow's connection store
@@ -137,13 +143,15 @@ def settings_from_config(cfg: RunConfig) -> dict:
         "inbox": str(cfg.inbox), "warehouse": str(Path(cfg.warehouse).resolve()), "through": cfg.through,
         "exports": str(cfg.exports_dir), "reject_threshold": cfg.reject_threshold, "dbt_vars": cfg.dbt_vars,
         "dbt_vars_json": json.dumps(dbt_vars_for(cfg)),
+        "restate": cfg.restate, "restate_reason": cfg.restate_reason, "restated_by": cfg.restated_by,
     }
 
 
 def config_from_settings(settings: dict) -> RunConfig:
     return RunConfig(inbox=settings["inbox"], warehouse=settings["warehouse"], through=settings["through"],
                      exports_dir=settings["exports"], reject_threshold=settings["reject_threshold"],
-                     dbt_vars=settings["dbt_vars"])
+                     dbt_vars=settings["dbt_vars"], restate=settings.get("restate", False),
+                     restate_reason=settings.get("restate_reason"), restated_by=settings.get("restated_by"))
 
 
 def _run_task(fn, *args):
@@ -236,7 +244,7 @@ def settings_task():
     @task(task_id="settings")
     def settings() -> dict:
         context = get_current_context()
-        return resolve_settings(context["params"], run_date(context))
+        return _run_task(resolve_settings, context["params"], run_date(context))  # a bad param: no retry
 
     return settings()
 

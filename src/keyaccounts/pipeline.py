@@ -3,6 +3,8 @@ the same functions, one task each. They hold no business rule: rules are in dbt.
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +23,32 @@ from keyaccounts.transform.dbt import run_dbt
 from keyaccounts.warehouse import connection
 
 
+def checkpoint(name: str) -> None:
+    """Test hook (fault injection), a no-op in normal use.
+
+    The tasks call it at their stage boundaries: "ingest" (start of ingest_task), "dbt"
+    (start of transform_task), "checks" (start of check_task), "publish" (in publish_task,
+    right after the publish transaction committed, before the exports) and "exports" (after
+    the exports and report, before the BI copy). Only when the environment variable
+    KEYACCOUNTS_FAULT_PAUSE equals `name`, it writes the file named by KEYACCOUNTS_FAULT_READY
+    (so a test knows the point is reached) and sleeps for up to 120 s, so that the test can
+    kill the process there (tests/test_reliability.py); it returns early when the test
+    removes that file, to let the run go on.
+    """
+    if os.environ.get("KEYACCOUNTS_FAULT_PAUSE") != name:
+        return
+    ready = os.environ.get("KEYACCOUNTS_FAULT_READY")
+    if ready:
+        tmp = Path(ready + ".tmp")
+        tmp.write_text(f"{os.getpid()} {name}\n", encoding="utf-8")
+        os.replace(tmp, ready)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if ready and not Path(ready).exists():
+            return
+        time.sleep(0.05)
+
+
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
@@ -34,6 +62,7 @@ class RunResult:
 
 
 def ingest_task(cfg: RunConfig, run_id: str) -> IngestResult:
+    checkpoint("ingest")
     source = SqlSource(cfg.sql_source, cfg.sql_schema) if cfg.sql_source else None
     with connection(cfg.warehouse) as conn:
         return ingest_inbox(conn, cfg.inbox, run_id, cfg.reject_threshold, source)
@@ -54,11 +83,13 @@ def dbt_vars_for(cfg: RunConfig) -> dict:
 
 def transform_task(cfg: RunConfig) -> None:
     """Build and test every dbt model (dbt build)."""
+    checkpoint("dbt")
     run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg))
 
 
 def check_task(cfg: RunConfig):
     """Great Expectations suites on the built month (marts_build); raises ChecksFailed."""
+    checkpoint("checks")
     from keyaccounts.checks import run_checks
 
     with connection(cfg.warehouse) as conn:
@@ -71,8 +102,10 @@ def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
     with connection(cfg.warehouse) as conn:
         result = wap.publish(conn, cfg.through, run_id, restate=cfg.restate, reason=cfg.restate_reason,
                              by=cfg.restated_by)
+        checkpoint("publish")
         paths = export_month(conn, cfg.through, cfg.exports_dir)
         paths.append(build_report(conn, cfg.through, cfg.exports_dir))
+        checkpoint("exports")
         refresh_bi_copy(conn, cfg.warehouse, run_id)
         record_publish(conn, cfg.through, run_id, paths, result.action, result.version, cfg.restated_by,
                        cfg.restate_reason)
