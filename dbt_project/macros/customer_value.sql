@@ -18,12 +18,36 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# d = b * min(max(1 + growth_rate, 0.5), 1.5); d = b when growth_rate is null. #}
-{% macro potential_factor(growth_col) -%}
+{# d = b * min(max(1 + growth_rate, 0.5), 1.5); d = b when growth_rate is null.
+   1 + growth_rate = revenue_12m / revenue_prev_12m, so the clamp is decided exactly by
+   comparing revenues. Unclamped, d = b * rev / prev: when that quotient has a short decimal
+   expansion (up to 6 places, e.g. 3,207,204.05) it is taken exactly; otherwise the factor
+   carries 16 significant decimals (docs/decisions.md). #}
+{% macro potential_factor(rev, prev) -%}
     case
-        when {{ growth_col }} is null then cast(1 as decimal(38, 16))
-        else cast(least(greatest(1 + {{ growth_col }}, {{ var('potential_factor_min') }}),
-                        {{ var('potential_factor_max') }}) as decimal(38, 16))
+        when {{ prev }} = 0 then cast(1 as decimal(38, 16))
+        when {{ rev }} <= {{ var('potential_factor_min') }} * {{ prev }}
+            then cast({{ var('potential_factor_min') }} as decimal(38, 16))
+        when {{ rev }} >= {{ var('potential_factor_max') }} * {{ prev }}
+            then cast({{ var('potential_factor_max') }} as decimal(38, 16))
+        else {{ safe_ratio(rev, prev) }}
+    end
+{%- endmacro %}
+
+{% macro potential_level(b, rev, prev) -%}
+    case
+        when {{ prev }} = 0 then cast({{ b }} as {{ money_type() }})
+        when {{ rev }} <= {{ var('potential_factor_min') }} * {{ prev }}
+            then cast({{ b }} * cast({{ var('potential_factor_min') }} as decimal(10, 4)) as {{ money_type() }})
+        when {{ rev }} >= {{ var('potential_factor_max') }} * {{ prev }}
+            then cast({{ b }} * cast({{ var('potential_factor_max') }} as decimal(10, 4)) as {{ money_type() }})
+        when abs(cast({{ b }} as double) * cast({{ rev }} as double) / cast({{ prev }} as double)
+                 - cast(cast(cast({{ b }} as double) * cast({{ rev }} as double) / cast({{ prev }} as double)
+                             as decimal(38, 6)) as double))
+             <= 1e-9 * greatest(1, abs(cast({{ b }} as double)))
+            then cast(cast(cast({{ b }} as double) * cast({{ rev }} as double) / cast({{ prev }} as double)
+                           as decimal(38, 6)) as {{ money_type() }})
+        else {{ money_mul(b, safe_ratio(rev, prev)) }}
     end
 {%- endmacro %}
 

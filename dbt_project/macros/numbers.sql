@@ -15,9 +15,15 @@
          else cast(cast({{ num }} as double) / cast({{ den }} as double) as decimal(38, 16)) end
 {%- endmacro %}
 
-{# Published rounding: half away from zero on the decimal value. #}
+{# Published rounding, half away from zero. Quotients come from double precision, so they are
+   snapped to 12 places first (removing binary noise, ~1e-14 for values up to 100). #}
 {% macro publish_round(expr, digits) -%}
-    cast(round(cast({{ expr }} as decimal(38, 10)), {{ digits }}) as decimal(38, {{ digits }}))
+    cast(round(cast({{ expr }} as decimal(38, 12)), {{ digits }}) as decimal(38, {{ digits }}))
+{%- endmacro %}
+
+{# Rounding of an exact decimal (money, V): no snapping, half away from zero. #}
+{% macro round_exact(expr, digits) -%}
+    cast(round({{ expr }}, {{ digits }}) as decimal(38, {{ digits }}))
 {%- endmacro %}
 
 {# Rate to the reporting currency: 1 for the reporting currency itself, else the month's

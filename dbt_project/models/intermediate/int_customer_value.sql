@@ -24,7 +24,7 @@ coefficients as (
         *,
         {{ nature_coefficient('scope') }} as a_nature,
         {{ current_level() }} as b_current,
-        {{ potential_factor('growth_rate') }} as potential_factor,
+        {{ potential_factor('revenue_12m', 'revenue_prev_12m') }} as potential_factor,
         {{ correction_coefficient('collected_12m', 'billed_due_12m') }} as e_correction
     from base
 ),
@@ -32,7 +32,7 @@ coefficients as (
 levels as (
     select
         *,
-        {{ money_mul('b_current', 'potential_factor') }} as d_potential
+        {{ potential_level('b_current', 'revenue_12m', 'revenue_prev_12m') }} as d_potential
     from coefficients
 )
 

@@ -7,7 +7,7 @@ with scored as (
         month_idx,
         eval_month,
         v_unrounded,
-        {{ publish_round('v_unrounded', 2) }} as value_score
+        {{ round_exact('v_unrounded', 2) }} as value_score
     from {{ ref('int_customer_value') }}
 ),
 

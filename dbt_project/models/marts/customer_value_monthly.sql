@@ -15,5 +15,5 @@ select
     v.d_potential,
     v.e_correction,
     v.v_unrounded as v_value,
-    {{ publish_round('v.v_unrounded', 2) }} as value_score
+    {{ round_exact('v.v_unrounded', 2) }} as value_score
 from {{ ref('int_customer_value') }} as v

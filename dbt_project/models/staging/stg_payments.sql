@@ -8,7 +8,8 @@ typed as (
         trim(invoice_id) as invoice_id,
         trim(customer_id) as customer_id,
         cast(trim(payment_date) as date) as payment_date,
-        coalesce(nullif(trim(currency), ''), '{{ var("reporting_currency") }}') as currency,
+        -- a payment is in its invoice's currency: blank stays blank (int_payments_applied fills it)
+        nullif(trim(currency), '') as currency,
         cast(trim(amount) as {{ input_decimal_type() }}) as amount,
         nullif(trim(method), '') as payment_method,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,

@@ -1,0 +1,73 @@
+"""metrics.md "Arithmetic" at the edges: value_score is V rounded half away from zero from
+exact inputs, also when the growth factor is a repeating decimal; a payment without a
+currency is in its invoice's currency (sources.md)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from conftest import one, run, write_inbox
+
+TS = "2024-02-05T08:00:00+08:00"
+
+
+@pytest.fixture(scope="module")
+def wh(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exact")
+    inbox = write_inbox(root / "inbox", {
+        "customers/part-0001.csv": f"""
+            customer_id,customer_name,industry,scope,region,account_manager,signed_on,updated_at
+            G1,Growth Repeating Ltd,retail,local,East,王敏,2022-01-01,{TS}
+            R1,Tiny Amounts Ltd,retail,local,East,王敏,2022-01-01,{TS}
+            P1,Blank Currency Payer,retail,local,East,王敏,2022-01-01,{TS}
+        """,
+        "orders/part-0001.csv": f"""
+            order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
+            G1-A,G1,,2023-01-15,completed,CNY,11250000,11250000,,{TS}
+            G1-B,G1,,2024-01-15,completed,CNY,6006750,6006750,,{TS}
+            R1-A,R1,,2024-01-10,completed,CNY,1.00499999,1.00499999,,{TS}
+            R1-B,R1,,2024-01-11,completed,USD,0.00000001,0.00000001,,{TS}
+            P1-A,P1,,2023-06-10,completed,USD,100,100,,{TS}
+        """,
+        "invoices/part-0001.csv": f"""
+            invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
+            I-P1,P1,P1-A,2023-06-10,2023-07-10,USD,100,{TS}
+        """,
+        "payments/part-0001.csv": f"""
+            payment_id,invoice_id,customer_id,payment_date,currency,amount,method,updated_at
+            PAY-P1,I-P1,P1,2023-07-05,,100,bank_transfer,{TS}
+        """,
+        "fx_rates/part-0001.csv": """
+            currency,month,rate_to_reporting
+            USD,2023-06,7
+            USD,2024-01,0.999999
+        """,
+    })
+    warehouse = root / "wh.duckdb"
+    run(inbox, warehouse, "2024-01")
+    return warehouse
+
+
+def test_value_score_exact_when_growth_factor_repeats(wh):
+    v = one(wh, "select * from marts.customer_value_monthly where customer_id = 'G1' and eval_month = '2024-01'")
+    # growth = (6,006,750 - 11,250,000) / 11,250,000 = -0.46606... (repeating), not clamped;
+    # d = 6,006,750^2 / 11,250,000 = 3,207,204.05 exactly; V = 0.7 b + 0.3 d = 5,166,886.215 -> .22
+    assert v["d_potential"] == D("3207204.05")
+    assert v["value_score"] == D("5166886.22")
+
+
+def test_value_score_rounds_the_exact_value_once(wh):
+    v = one(wh, "select * from marts.customer_value_monthly where customer_id = 'R1' and eval_month = '2024-01'")
+    # b = 1.00499999 + 0.00000001 x 0.999999 = 1.00499999999999; no history: d = b, e = 1 -> V rounds to 1.00
+    assert v["b_current"] == D("1.00499999999999")
+    assert v["d_potential"] == v["b_current"]
+    assert v["value_score"] == D("1.00")
+
+
+def test_payment_without_currency_is_in_its_invoices_currency(wh):
+    r = one(wh, "select * from marts.customer_receivables_monthly where customer_id = 'P1' and eval_month = '2023-07'")
+    # invoice 100 USD at the June rate 7 = 700; the payment of 100 without a currency settles it
+    assert r["billed_due_12m"] == D("700") and r["collected_12m"] == D("700")
+    assert r["collection_rate_12m"] == D("1.0000")
