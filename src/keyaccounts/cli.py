@@ -271,6 +271,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("keyaccounts: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM):
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"keyaccounts: error: {exc.strerror}{where} (the next run completes what this one could not write)",
+              file=sys.stderr)
+        return 3
     except Exception as exc:  # a bug, not a user error: one line here, the traceback in a file
         import tempfile
         import traceback

@@ -20,7 +20,7 @@ from keyaccounts.publish.bi_copy import refresh_bi_copy
 from keyaccounts.publish.report import build_report
 from keyaccounts.publish.log import last_published_month, record_publish
 from keyaccounts.transform.dbt import run_dbt
-from keyaccounts.warehouse import connection
+from keyaccounts.warehouse import connection, run_lock
 
 
 def checkpoint(name: str) -> None:
@@ -119,11 +119,14 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     check_environment()
     if not cfg.inbox.is_dir():  # before the warehouse is created or locked
         raise InputError(f"inbox {cfg.inbox} is not a readable folder")
-    # Fail fast on a locked warehouse before reading any file.
+    # Fail fast on a locked warehouse before reading any file, and hold a run lock for the
+    # whole run: DuckDB's own lock is free between our steps, when another run could slip in
+    # and publish a build this run checked (or the reverse).
     with connection(cfg.warehouse):
         pass
-    result.ingest = ingest_task(cfg, run_id)
-    transform_task(cfg)
-    result.checks = check_task(cfg)
-    result.exports = publish_task(cfg, run_id)
+    with run_lock(cfg.warehouse):
+        result.ingest = ingest_task(cfg, run_id)
+        transform_task(cfg)
+        result.checks = check_task(cfg)
+        result.exports = publish_task(cfg, run_id)
     return result

@@ -63,3 +63,26 @@ def connection(path: Path | str, read_only: bool = False) -> Iterator[duckdb.Duc
 def quote_ident(name: str) -> str:
     """Quote an identifier that comes from configuration or a file header."""
     return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def run_lock(path: Path | str) -> Iterator[None]:
+    """One pipeline run per warehouse at a time (an flock on `<warehouse>.run.lock`, released by
+    the kernel when the process dies, so a killed run never leaves a stale lock)."""
+    import fcntl
+
+    lock_path = Path(str(path) + ".run.lock")
+    try:
+        handle = open(lock_path, "a+")
+    except OSError as exc:
+        raise InputError(f"cannot create the lock file {lock_path}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WarehouseLocked(
+                f"warehouse {path} is in use by another keyaccounts run; retry when it finishes"
+            ) from None
+        yield
+    finally:
+        handle.close()

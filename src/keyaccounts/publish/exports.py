@@ -29,22 +29,26 @@ def export_month(conn: duckdb.DuckDBPyConnection, month: str, out_dir: Path) -> 
     parquet_path = out_dir / f"tiers_{month}.parquet"
     csv_path = out_dir / f"tiers_{month}.csv"
     tmp_parquet = parquet_path.with_suffix(".parquet.tmp")
-    conn.register("export_rows", table)
-    try:
-        conn.execute(f"copy export_rows to '{_sql_path(tmp_parquet)}' (format parquet)")
-    finally:
-        conn.unregister("export_rows")
-    tmp_parquet.replace(parquet_path)
-
     import csv
 
     tmp_csv = csv_path.with_suffix(".csv.tmp")
-    with tmp_csv.open("w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(table.column_names)
-        for row in table.to_pylist():
-            writer.writerow(["" if v is None else neutralise_cell(v) for v in row.values()])
-    tmp_csv.replace(csv_path)
+    try:
+        conn.register("export_rows", table)
+        try:
+            conn.execute(f"copy export_rows to '{_sql_path(tmp_parquet)}' (format parquet)")
+        finally:
+            conn.unregister("export_rows")
+        with tmp_csv.open("w", encoding="utf-8-sig", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(table.column_names)
+            for row in table.to_pylist():
+                writer.writerow(["" if v is None else neutralise_cell(v) for v in row.values()])
+        tmp_parquet.replace(parquet_path)
+        tmp_csv.replace(csv_path)
+    except (OSError, duckdb.IOException):
+        tmp_parquet.unlink(missing_ok=True)  # never leave a half-written file behind
+        tmp_csv.unlink(missing_ok=True)
+        raise
     return [csv_path, parquet_path]
 
 

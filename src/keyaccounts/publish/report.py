@@ -110,6 +110,10 @@ th{{background:#f4f4f4}} .empty{{color:#888}}</style></head>
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"report_{month}.html"
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # never leave a half-written file behind
+        raise
     return path

@@ -50,10 +50,16 @@ def run_dbt(command: str, warehouse: Path, state_dir: Path, dbt_vars: dict, extr
         "--quiet",
         "--no-use-colors",
     ] + (extra or [])
+    import logging
+
+    raise_exceptions = logging.raiseExceptions
+    # a full disk makes dbt's file log fail on every line; don't print a traceback for each
+    logging.raiseExceptions = False
     with _env(dbt_env(warehouse, state_dir, target_path)):
         try:
             result = dbtRunner().invoke(args)
         finally:
+            logging.raiseExceptions = raise_exceptions
             release_dbt_handle()
     if result.success:
         return
