@@ -281,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 3
     except Exception as exc:  # a bug, not a user error: one line here, the traceback in a file
+        text = str(exc)
+        for fault in ("No space left on device", "Read-only file system", "Permission denied"):
+            if fault in text:  # a resource fault reported by DuckDB or dbt, not a bug
+                print(f"keyaccounts: error: {fault} ({text.splitlines()[0][:200]})", file=sys.stderr)
+                return 3
         import tempfile
         import traceback
 
