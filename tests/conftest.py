@@ -13,9 +13,9 @@ import pytest
 from keyaccounts.config import RunConfig
 from keyaccounts.pipeline import run_pipeline
 
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec" / "example"
-if not EXAMPLE_DIR.exists():  # a clone beside shared/ (CI) or inside the work tree
-    EXAMPLE_DIR = Path(os.environ.get("KEYACCOUNTS_SPEC_DIR", "../shared/spec")) / "example"
+from keyaccounts.config import shared_dir
+
+EXAMPLE_DIR = shared_dir() / "spec" / "example"
 
 
 def write_inbox(root: Path, files: dict[str, str]) -> Path:

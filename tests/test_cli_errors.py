@@ -15,8 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from keyaccounts.config import shared_dir
+
 KEYACCOUNTS = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "keyaccounts"
-EXAMPLE_INBOX = Path("/work/shared/spec/example/inbox")
+EXAMPLE_INBOX = shared_dir() / "spec" / "example" / "inbox"
 
 
 def keyaccounts(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:

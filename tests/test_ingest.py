@@ -16,10 +16,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from keyaccounts.config import shared_dir
+
 from keyaccounts.errors import InputError, RejectThresholdExceeded
 from keyaccounts.ingest.loader import ingest_inbox
 
-EXAMPLE_INBOX = Path("/work/shared/spec/example/inbox")
+EXAMPLE_INBOX = shared_dir() / "spec" / "example" / "inbox"
 TS = "2024-05-02T08:00:00+08:00"
 
 

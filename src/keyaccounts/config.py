@@ -17,6 +17,25 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = Path(os.environ.get("KEYACCOUNTS_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project"))
 STATE_DIR = Path(os.environ.get("KEYACCOUNTS_STATE_DIR", PROJECT_ROOT / ".state"))
 
+def shared_dir() -> Path:
+    """The product's shared/ folder (spec, real sample data): $KEYACCOUNTS_SHARED_DIR, else beside
+    the project, else beside the repository this clone came from (a clone in a temp folder)."""
+    candidates = [os.environ.get("KEYACCOUNTS_SHARED_DIR"), PROJECT_ROOT.parent / "shared"]
+    try:
+        import subprocess
+
+        origin = subprocess.run(["git", "-C", str(PROJECT_ROOT), "config", "--get", "remote.origin.url"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        if origin and "://" not in origin and ":" not in origin.split("/")[0]:
+            candidates.append(Path(origin).resolve().parent / "shared")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return PROJECT_ROOT.parent / "shared"
+
+
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 

@@ -107,11 +107,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
-from keyaccounts.config import PROJECT_ROOT
+from keyaccounts.config import PROJECT_ROOT, shared_dir
 from keyaccounts.errors import InputError
 from keyaccounts.ingest.contract import FEEDS
 
-DEFAULT_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "real"
+DEFAULT_DATA_DIR = shared_dir() / "data" / "real"
 DATA_DIR_ENV = "KEYACCOUNTS_SAMPLE_DATA"
 
 Row = dict[str, str]
