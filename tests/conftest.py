@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import textwrap
+import uuid
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -52,3 +54,32 @@ def dec(value) -> Decimal | None:
 def example_dir() -> Path:
     assert EXAMPLE_DIR.exists(), f"worked example not found at {EXAMPLE_DIR}"
     return EXAMPLE_DIR
+
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def pg_admin():
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
+    except psycopg2.OperationalError as exc:  # the machine's service is part of the contract
+        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is not running: {exc}")
+    conn.autocommit = True
+    return conn
+
+
+@contextmanager
+def pg_database(prefix: str):
+    """A new database on the local server (its URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = pg_admin()
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        admin.close()

@@ -2,8 +2,9 @@
 
 - A run killed (SIGKILL of its process group) at any stage boundary, or in the middle of
   dbt, leaves the published marts, the record `marts.published_tiers`, the exports and the
-  BI copy as they were (or, killed after the publish transaction committed, the record has
-  the whole month and the BI copy is still one whole publish); the next run completes the
+  BI copy as they were (or, killed after the publish transaction committed but before its
+  files were renamed into place, the record has the whole month and the BI copy is still one
+  whole publish); the next run completes the
   work and its result equals an uninterrupted run's.
 - A reader of the BI copy (`published/marts.duckdb`, `published/parquet/`) never errors and
   never sees anything but one whole publish while runs replace it.
@@ -13,10 +14,9 @@
 - Resource faults (read-only or full file system, an inbox that is a file) fail with one
   line, no traceback, and leave the previous publish untouched.
 
-Product bugs found are strict xfails (their reasons say exactly what happens): the run is not
-locked between its tasks; a full disk during dbt floods stderr with logging tracebacks; a
-failure after the publish transaction (a full exports folder) exits non-zero with the month
-half published.
+Product bugs found here were fixed (a run lock for the whole run; one line on a full disk
+during dbt; the publish's files written inside the publish transaction, so a full exports
+folder leaves the month unpublished).
 
 The kill points are the stage boundaries of `keyaccounts.pipeline.checkpoint` (a test hook:
 env KEYACCOUNTS_FAULT_PAUSE names the point, KEYACCOUNTS_FAULT_READY the file it writes when
@@ -52,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 KEYACCOUNTS = ROOT / ".venv" / "bin" / "keyaccounts"
 FIRST, SECOND, THIRD = "2024-05", "2024-06", "2024-07"
 CUSTOMERS = 6  # the worked example's customers, all evaluated in 2024-06
-KILL_POINTS = ("ingest", "dbt", "dbt-mid", "checks", "publish", "exports")
-AFTER_COMMIT = ("publish", "exports")  # the publish transaction has committed at these points
+KILL_POINTS = ("ingest", "dbt", "dbt-mid", "checks", "publish", "exports", "committed")
+AFTER_COMMIT = ("committed",)  # the publish transaction has committed, the files are not yet renamed
 META = ("published_at", "run_id", "restated_at")  # differ between two runs of the same data
 WAIT = 300  # s: upper bound for a run (several share 2 cores)
 HOOK_ENV = ("KEYACCOUNTS_FAULT_PAUSE", "KEYACCOUNTS_FAULT_READY")
@@ -702,7 +702,7 @@ def disk_full_scenario(work: Path, inbox: Path, base: dict) -> dict:
       spare (it fails before the publish);
     - exports: a run through 2024-06 whose `--exports` folder (holding the base's exports)
       has 1 MB to spare: the CSV and Parquet fit, the 4.8 MB report does not, so it fails
-      after the publish transaction."""
+      while writing the publish's files, inside the publish transaction."""
     logs = work / "logs"
     with contextlib.ExitStack() as stack:
         fresh = stack.enter_context(tmpfs(work / "full-fresh", "2m"))
@@ -763,15 +763,14 @@ def test_a_full_exports_disk_fails_with_one_line_and_the_bi_copy_stays_whole(dis
         assert after["exports"].get(name) == digest, name
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN LIMIT: publish is not all-or-nothing on a failure after the commit: with the exports folder "
-    "full, 2024-06 is already swapped into marts and appended to marts.published_tiers (the record), "
-    "while the exports and the BI copy are not complete; the run now exits 3 with one line and leaves no "
-    ".tmp file, and the next run completes the exports and the BI copy from the record"))
 def test_a_full_exports_disk_keeps_the_previous_publish(disk_full, base):
+    """Fault: the exports folder fills up while the month's files are written (inside the
+    publish transaction): the run fails with one line, the marts, the record and the BI copy
+    are the last good publish's, and no temporary file is left behind."""
     after = disk_full.result()["exports"]
-    assert after["rc"] != 0
+    assert after["rc"] == 3, after
     assert_same_tables(after["marts"], base["marts"], "marts after a failed publish")
+    assert after["bi"] == base["bi"]
     assert not [n for n in after["exports"] if n.endswith(".tmp")], after["exports"]
 
 

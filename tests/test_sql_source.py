@@ -8,15 +8,13 @@ import csv
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-from conftest import one, rows, run
+from conftest import one, pg_database, rows, run
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TABLES = {
     "orders": """order_id text primary key, customer_id text, contract_id text, order_date date, status text,
                  currency text, list_amount numeric, net_amount numeric, cost_amount numeric,
@@ -28,22 +26,14 @@ TABLES = {
 }
 
 
-def _admin():
-    try:
-        conn = psycopg2.connect(ADMIN_URL, connect_timeout=5)
-    except psycopg2.OperationalError as exc:  # the machine's service is part of the contract
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is not running: {exc}")
-    conn.autocommit = True
-    return conn
-
-
 @pytest.fixture(scope="module")
 def source_db(example_dir):
-    name = f"ka_src_{uuid.uuid4().hex[:8]}"
-    admin = _admin()
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with pg_database("ka_src") as url:
+        _fill_source(url, example_dir)
+        yield url
+
+
+def _fill_source(url: str, example_dir: Path) -> None:
     conn = psycopg2.connect(url)
     with conn, conn.cursor() as cur:
         for table, ddl in TABLES.items():
@@ -60,10 +50,6 @@ def source_db(example_dir):
                             [v if v != "" else None for v in rec.values()],
                         )
     conn.close()
-    yield url
-    with admin.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}" with (force)')
-    admin.close()
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="ingest an inbox, build and check the marts, publish through a month")
     run.add_argument("--inbox", required=True, type=Path, help="folder with one sub-folder per feed")
-    run.add_argument("--warehouse", required=True, help="DuckDB file (created if absent)")
+    run.add_argument("--warehouse", required=True,
+                     help="DuckDB file (created if absent) or postgresql://USER@HOST:PORT/DB (password: env "
+                          "KEYACCOUNTS_PG_PASSWORD)")
     run.add_argument("--through", required=True, help="last evaluation month, YYYY-MM")
     run.add_argument("--exports", type=Path, default=None, help="exports folder (default: <warehouse folder>/exports)")
     run.add_argument("--reject-threshold", type=float, default=0.05,
@@ -52,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="what was ingested, quarantined and published")
     status.add_argument("--warehouse", required=True)
+
+    grant = sub.add_parser("grant-bi", help="create or update the read-only BI role of a PostgreSQL warehouse")
+    grant.add_argument("--warehouse", required=True, help="postgresql://USER@HOST:PORT/DB (an owner of the marts)")
+    grant.add_argument("--role", default=os.environ.get("KEYACCOUNTS_BI_ROLE", "keyaccounts_bi"),
+                       help="role name (default: env KEYACCOUNTS_BI_ROLE or keyaccounts_bi); its password is "
+                            "read from env KEYACCOUNTS_BI_PASSWORD")
 
     export = sub.add_parser("export", help="re-write the exports of a month")
     export.add_argument("--warehouse", required=True)
@@ -94,8 +102,9 @@ def _print_ingest(result) -> None:
 def cmd_run(args) -> int:
     from keyaccounts.config import RunConfig
     from keyaccounts.pipeline import run_pipeline
+    from keyaccounts.warehouse import redact
 
-    cfg = RunConfig(inbox=args.inbox, warehouse=Path(args.warehouse), through=args.through,
+    cfg = RunConfig(inbox=args.inbox, warehouse=args.warehouse, through=args.through,
                     exports_dir=args.exports, reject_threshold=args.reject_threshold,
                     dbt_vars=_parse_vars(args.var), sql_source=args.sql_source, sql_schema=args.sql_schema,
                     restate=args.restate, restate_reason=args.reason, restated_by=args.by)
@@ -111,7 +120,7 @@ def cmd_run(args) -> int:
     else:
         extra = f", {pub.changed_customers} customers changed" if pub.action == "restated" else ""
         print(f"{pub.action} {cfg.through} (version {pub.version}{extra}): "
-              f"select * from marts.customer_tier_monthly in {cfg.warehouse}")
+              f"select * from marts.customer_tier_monthly in {redact(cfg.warehouse)}")
     for path in result.exports:
         print(f"export: {path}")
     return 0
@@ -210,7 +219,7 @@ def cmd_status(args) -> int:
         for feed in FEEDS:
             reasons += conn.execute(
                 f"select '{feed}', _reason, count(*) from quarantine.{feed} group by _reason order by 3 desc").fetchall()
-        reasons += conn.execute("select feed, 'file: ' || reason, count(*) from quarantine.files group by all").fetchall()
+        reasons += conn.execute("select feed, 'file: ' || reason, count(*) from quarantine.files group by feed, reason").fetchall()
         show("quarantined (all runs)", ["feed", "reason", "rows"], reasons)
         if _has_table(conn, "audit", "publish_log"):
             show("published months", ["month", "run", "published at"],
@@ -247,6 +256,14 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_grant_bi(args) -> int:
+    from keyaccounts.publish.bi_role import grant_bi
+
+    role = grant_bi(args.warehouse, args.role, os.environ.get("KEYACCOUNTS_BI_PASSWORD"))
+    print(f"role {role} can read schema marts (and nothing else) in {args.warehouse}")
+    return 0
+
+
 def cmd_import_sample(args) -> int:
     from keyaccounts.samples import import_sample
 
@@ -256,7 +273,7 @@ def cmd_import_sample(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "demo": cmd_demo, "status": cmd_status, "export": cmd_export,
-            "import-sample": cmd_import_sample}
+            "grant-bi": cmd_grant_bi, "import-sample": cmd_import_sample}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,7 @@ def parse_month(value: str, option: str = "--through") -> str:
 @dataclass
 class RunConfig:
     inbox: Path
-    warehouse: Path
+    warehouse: Path | str  # a DuckDB file, or a postgresql:// URL
     through: str
     exports_dir: Path | None = None
     reject_threshold: float = 0.05
@@ -68,10 +68,14 @@ class RunConfig:
             raise InputError("--restate needs --reason and --by (who approved the restatement)")
 
     def __post_init__(self) -> None:
+        from keyaccounts.warehouse import is_postgres
+
         self.inbox = Path(self.inbox)
-        self.warehouse = Path(self.warehouse)
+        self.warehouse = str(self.warehouse) if is_postgres(self.warehouse) else Path(self.warehouse)
         parse_month(self.through)
         if self.exports_dir is None:
+            if self.on_postgres:
+                raise InputError("with a PostgreSQL warehouse, name the exports folder: --exports DIR")
             self.exports_dir = self.warehouse.parent / "exports"
         self.exports_dir = Path(self.exports_dir)
         if not 0 <= self.reject_threshold <= 1:
@@ -79,8 +83,18 @@ class RunConfig:
         self.check_restate()
 
     @property
+    def on_postgres(self) -> bool:
+        return isinstance(self.warehouse, str)
+
+    @property
     def dbt_state_dir(self) -> Path:
-        """dbt target/logs for this warehouse, beside it, so runs on different warehouses don't mix."""
+        """dbt target/logs for this warehouse, beside it (PostgreSQL: beside the exports), so runs
+        on different warehouses don't mix."""
+        if self.on_postgres:
+            from keyaccounts.warehouse import pg_params
+
+            pg = pg_params(self.warehouse)
+            return self.exports_dir.parent / ".dbt" / f"pg-{pg['host']}-{pg['port']}-{pg['dbname']}"
         return self.warehouse.parent / ".dbt" / self.warehouse.stem
 
 

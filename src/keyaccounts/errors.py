@@ -27,6 +27,10 @@ class WarehouseLocked(KeyAccountsError):
     exit_code = 4
 
 
+class WarehouseUnavailable(InputError):
+    """The PostgreSQL warehouse cannot be reached (a resource fault, like a full disk)."""
+
+
 class RejectThresholdExceeded(KeyAccountsError):
     exit_code = 5
 

@@ -18,11 +18,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from keyaccounts.config import DBT_PROJECT_DIR, STATE_DIR, RunConfig
+from keyaccounts.errors import InputError
+from keyaccounts.warehouse import is_postgres
 from keyaccounts.ingest.contract import FEEDS
 
 BUSINESS_TZ = os.environ.get("KEYACCOUNTS_BUSINESS_TZ", "Asia/Shanghai")
 # DuckDB allows one writer: every task that writes the warehouse runs in this pool of 1 slot.
 DUCKDB_POOL = os.environ.get("KEYACCOUNTS_DUCKDB_POOL", "keyaccounts_duckdb")
+# the dbt target (profiles.yml output) the Cosmos tasks run: Cosmos fixes it when the DAGs are
+# parsed, so a deployment on a PostgreSQL warehouse sets KEYACCOUNTS_DBT_TARGET=postgres
+DBT_TARGET = os.environ.get("KEYACCOUNTS_DBT_TARGET", "duckdb")
+DBT_ENV_NAMES = ("KEYACCOUNTS_DBT_TARGET", "KEYACCOUNTS_WAREHOUSE", "KEYACCOUNTS_PG_HOST", "KEYACCOUNTS_PG_PORT",
+                 "KEYACCOUNTS_PG_USER", "KEYACCOUNTS_PG_DATABASE")
 MANIFEST_PATH = Path(os.environ.get("KEYACCOUNTS_DBT_MANIFEST", STATE_DIR / "dbt" / "manifest" / "manifest.json"))
 def _start_date():
     import pendulum  # Airflow keeps a pendulum start date's zone as the DAG's time zone
@@ -117,12 +124,15 @@ def resolve_settings(params: dict, logical_date: datetime) -> dict:
     threshold = params.get("reject_threshold")
     if threshold is None or float(threshold) < 0:
         threshold = float(_variable("keyaccounts_reject_threshold") or 0.05)
+    if is_postgres(warehouse) and DBT_TARGET != "postgres":
+        raise InputError("a PostgreSQL warehouse needs KEYACCOUNTS_DBT_TARGET=postgres in the Airflow "
+                                   "environment (the dbt target is fixed when the DAGs are parsed)")
     cfg = RunConfig(
         inbox=Path(pick("inbox", "keyaccounts_inbox", "KEYACCOUNTS_INBOX", str(base / "inbox"))),
-        warehouse=Path(warehouse),
+        warehouse=warehouse,
         through=params.get("month") or month_before(logical_date),
         exports_dir=Path(pick("exports", "keyaccounts_exports", "KEYACCOUNTS_EXPORTS",
-                              str(Path(warehouse).parent / "exports"))),
+                              str((base if is_postgres(warehouse) else Path(warehouse).parent) / "exports"))),
         reject_threshold=float(threshold),
         dbt_vars=dict(params.get("dbt_vars") or {}),
         restate=bool(params.get("restate")),
@@ -138,9 +148,14 @@ def resolve_settings(params: dict, logical_date: datetime) -> dict:
 
 def settings_from_config(cfg: RunConfig) -> dict:
     from keyaccounts.pipeline import dbt_vars_for
+    from keyaccounts.transform.dbt import warehouse_env
 
+    warehouse = cfg.warehouse if cfg.on_postgres else str(Path(cfg.warehouse).resolve())
+    # what the Cosmos dbt tasks need to reach the warehouse; never a password (XCom is stored in
+    # the metadata DB): dbt reads KEYACCOUNTS_PG_PASSWORD from the worker's own environment
+    dbt_env = {k: v for k, v in warehouse_env(warehouse).items() if k != "KEYACCOUNTS_PG_PASSWORD"}
     return {
-        "inbox": str(cfg.inbox), "warehouse": str(Path(cfg.warehouse).resolve()), "through": cfg.through,
+        "inbox": str(cfg.inbox), "warehouse": warehouse, "dbt_env": dbt_env, "through": cfg.through,
         "exports": str(cfg.exports_dir), "reject_threshold": cfg.reject_threshold, "dbt_vars": cfg.dbt_vars,
         "dbt_vars_json": json.dumps(dbt_vars_for(cfg)),
         "restate": cfg.restate, "restate_reason": cfg.restate_reason, "restated_by": cfg.restated_by,
@@ -213,14 +228,14 @@ def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
             dbt_project_path=DBT_PROJECT_DIR, manifest_path=MANIFEST_PATH, project_name="keyaccounts",
         ),
         profile_config=ProfileConfig(
-            profile_name="keyaccounts", target_name="duckdb", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
+            profile_name="keyaccounts", target_name=DBT_TARGET, profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
         ),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
                                    emit_datasets=False),
         operator_args={
             "vars": "{{ " + xcom + "['dbt_vars_json'] }}",
-            "env": {"KEYACCOUNTS_WAREHOUSE": "{{ " + xcom + "['warehouse'] }}"},
+            "env": {name: "{{ " + xcom + f"['dbt_env'].get('{name}', '') }}}}" for name in DBT_ENV_NAMES},
             "append_env": True,
             "pool": DUCKDB_POOL,
             # a failed model or test is bad data or a bad rule: a retry would fail the same way

@@ -16,7 +16,8 @@ from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.ingest.sql_source import SqlSource
 from keyaccounts.publish.exports import export_month
 from keyaccounts.publish import wap
-from keyaccounts.publish.bi_copy import refresh_bi_copy
+from keyaccounts.publish.bi_copy import stage_bi_copy
+from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.publish.report import build_report
 from keyaccounts.publish.log import last_published_month, record_publish
 from keyaccounts.transform.dbt import run_dbt
@@ -28,8 +29,9 @@ def checkpoint(name: str) -> None:
 
     The tasks call it at their stage boundaries: "ingest" (start of ingest_task), "dbt"
     (start of transform_task), "checks" (start of check_task), "publish" (in publish_task,
-    right after the publish transaction committed, before the exports) and "exports" (after
-    the exports and report, before the BI copy). Only when the environment variable
+    inside the publish transaction, after the swap, before the exports), "exports" (after the
+    exports and report, before the BI copy) and "committed" (after the commit, before the
+    files are renamed into place). Only when the environment variable
     KEYACCOUNTS_FAULT_PAUSE equals `name`, it writes the file named by KEYACCOUNTS_FAULT_READY
     (so a test knows the point is reached) and sleeps for up to 120 s, so that the test can
     kill the process there (tests/test_reliability.py); it returns early when the test
@@ -98,17 +100,32 @@ def check_task(cfg: RunConfig):
 
 def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
     """Swap the checked marts in, record the month in marts.published_tiers (append-only),
-    write the month's exports from that record, and log the publish."""
+    write the month's exports, report and BI copy from that record, and log the publish: all
+    or nothing. The files are written inside the publish transaction under temporary names
+    and renamed into place after the commit, so a failure (a full exports disk, a kill)
+    leaves the last good publish whole; a kill between the commit and the renames leaves
+    the record ahead of the files, and the next run writes them (from the record)."""
+    pending = PendingFiles()
+    paths: list[Path] = []
     with connection(cfg.warehouse) as conn:
-        result = wap.publish(conn, cfg.through, run_id, restate=cfg.restate, reason=cfg.restate_reason,
-                             by=cfg.restated_by)
-        checkpoint("publish")
-        paths = export_month(conn, cfg.through, cfg.exports_dir)
-        paths.append(build_report(conn, cfg.through, cfg.exports_dir))
-        checkpoint("exports")
-        refresh_bi_copy(conn, cfg.warehouse, run_id)
-        record_publish(conn, cfg.through, run_id, paths, result.action, result.version, cfg.restated_by,
-                       cfg.restate_reason)
+        def write_files(result: wap.PublishResult) -> None:
+            checkpoint("publish")
+            paths.extend(export_month(conn, cfg.through, cfg.exports_dir, pending))
+            paths.append(build_report(conn, cfg.through, cfg.exports_dir, pending))
+            checkpoint("exports")
+            if not cfg.on_postgres:  # on PostgreSQL, BI reads the marts through its read-only role
+                stage_bi_copy(conn, cfg.warehouse, run_id, pending)
+            record_publish(conn, cfg.through, run_id, paths, result.action, result.version, cfg.restated_by,
+                           cfg.restate_reason)
+
+        try:
+            result = wap.publish(conn, cfg.through, run_id, restate=cfg.restate, reason=cfg.restate_reason,
+                                 by=cfg.restated_by, before_commit=write_files)
+        except BaseException:
+            pending.discard()
+            raise
+    checkpoint("committed")
+    pending.commit()
     cfg.last_publish = result
     return paths
 

@@ -1,7 +1,14 @@
-"""Opening the embedded DuckDB warehouse, with a clear error when another run holds it."""
+"""Opening the warehouse: the embedded DuckDB file (default) or a PostgreSQL database given
+as a `postgresql://USER@HOST:PORT/DB` URL (the serving target, operations.md).
+
+Both are used through the same small surface (`execute(sql, params)` with `?` placeholders,
+`fetchone`, `fetchall`, `df`, `fetch_arrow_table`), so the task code runs unchanged on both;
+the SQL it sends is written to be valid in both dialects.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,10 +16,19 @@ from typing import Iterator
 
 import duckdb
 
-from keyaccounts.errors import InputError, WarehouseLocked
+from keyaccounts.errors import InputError, WarehouseLocked, WarehouseUnavailable
 
 
-def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(warehouse: Path | str) -> bool:
+    return str(warehouse).startswith(PG_SCHEMES)
+
+
+def connect(path: Path | str, read_only: bool = False):
+    if is_postgres(path):
+        return PgConnection(str(path), read_only=read_only)
     path = Path(path)
     release_dbt_handle()
     if not read_only:
@@ -52,7 +68,7 @@ def release_dbt_handle() -> None:
 
 
 @contextmanager
-def connection(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connection(path: Path | str, read_only: bool = False) -> Iterator:
     conn = connect(path, read_only=read_only)
     try:
         yield conn
@@ -68,7 +84,15 @@ def quote_ident(name: str) -> str:
 @contextmanager
 def run_lock(path: Path | str) -> Iterator[None]:
     """One pipeline run per warehouse at a time (an flock on `<warehouse>.run.lock`, released by
-    the kernel when the process dies, so a killed run never leaves a stale lock)."""
+    the kernel when the process dies, so a killed run never leaves a stale lock; on PostgreSQL
+    a session advisory lock, released when the session ends)."""
+    if is_postgres(path):
+        with connection(path) as conn:
+            if not conn.execute("select pg_try_advisory_lock(?)", [PG_RUN_LOCK_KEY]).fetchone()[0]:
+                raise WarehouseLocked(f"warehouse {redact(path)} is in use by another keyaccounts run; "
+                                      "retry when it finishes")
+            yield
+        return
     import fcntl
 
     lock_path = Path(str(path) + ".run.lock")
@@ -86,3 +110,158 @@ def run_lock(path: Path | str) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+# ---------------------------------------------------------------- PostgreSQL
+PG_RUN_LOCK_KEY = 0x6B65796163  # "keyac": the advisory lock one keyaccounts run holds
+
+
+def redact(url: Path | str) -> str:
+    """A URL fit for messages and logs: any password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    text = str(url)
+    if not is_postgres(text):
+        return text
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def pg_params(url: str) -> dict[str, str]:
+    """Connection settings of a `postgresql://USER[:PASSWORD]@HOST:PORT/DB` URL. The password
+    should come from KEYACCOUNTS_PG_PASSWORD (never the command line); a URL's own wins."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    database = unquote(parts.path.lstrip("/"))
+    if not database or "/" in database:
+        raise InputError(f"warehouse URL {redact(url)} must name one database: postgresql://USER@HOST:PORT/DB")
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise InputError(f"warehouse URL {redact(url)} has a bad port") from None
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": str(port),
+        "user": unquote(parts.username or os.environ.get("KEYACCOUNTS_PG_USER", "postgres")),
+        "password": unquote(parts.password) if parts.password is not None
+        else os.environ.get("KEYACCOUNTS_PG_PASSWORD", ""),
+        "dbname": database,
+    }
+
+
+def _pg_sql(sql: str, params) -> str:
+    # the task code writes DuckDB-style `?` placeholders; psycopg2 wants %s (and %% for %)
+    return sql.replace("%", "%%").replace("?", "%s") if params is not None else sql
+
+
+class PgResult:
+    """The part of DuckDB's result API the task code uses, over a psycopg2 cursor."""
+
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    @property
+    def description(self):
+        return self._cursor.description
+
+    def fetchone(self):
+        return self._cursor.fetchone()
+
+    def fetchall(self):
+        return self._cursor.fetchall()
+
+    def _columns(self) -> list[str]:
+        return [d.name for d in self._cursor.description]
+
+    def _arrow_types(self) -> list:
+        import pyarrow as pa
+
+        simple = {16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 700: pa.float32(),
+                  701: pa.float64(), 1082: pa.date32(), 1114: pa.timestamp("us"),
+                  1184: pa.timestamp("us", tz="UTC")}
+        out = []
+        for d in self._cursor.description:
+            if d.type_code == NUMERIC_OID:
+                # numeric(p, s) keeps its scale, like DuckDB's decimal; unconstrained numeric is exact text
+                out.append(pa.decimal128(d.precision, d.scale) if d.precision and d.precision <= 38 else pa.string())
+            else:
+                out.append(simple.get(d.type_code, pa.string()))
+        return out
+
+    def df(self):
+        """Like DuckDB's `.df()`: decimals become floats (checks compare with tolerances)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self._cursor.fetchall(), columns=self._columns())
+        for d in self._cursor.description:
+            if d.type_code == NUMERIC_OID:
+                frame[d.name] = pd.to_numeric(frame[d.name].map(lambda v: None if v is None else float(v)))
+        return frame
+
+    def fetch_arrow_table(self):
+        import pyarrow as pa
+
+        types, columns = self._arrow_types(), self._columns()
+        rows = self._cursor.fetchall()
+        arrays = []
+        for i, kind in enumerate(types):
+            values = [r[i] for r in rows]
+            if pa.types.is_string(kind):
+                values = [None if v is None else str(v) for v in values]
+            arrays.append(pa.array(values, kind))
+        return pa.table(dict(zip(columns, arrays)))
+
+
+NUMERIC_OID = 1700
+
+
+class PgConnection:
+    """A PostgreSQL warehouse connection in autocommit mode: like the DuckDB code, transactions
+    are explicit (`begin transaction` ... `commit`)."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, read_only: bool = False):
+        import psycopg2
+
+        self.url = url
+        self.params = pg_params(url)
+        try:
+            self._conn = psycopg2.connect(connect_timeout=10, application_name="keyaccounts", **self.params)
+        except psycopg2.OperationalError as exc:
+            first = (str(exc).strip().splitlines() or ["unreachable"])[0]
+            raise WarehouseUnavailable(f"cannot connect to the warehouse {redact(url)}: {first}") from None
+        self._conn.autocommit = True
+        if read_only:
+            self._conn.set_session(readonly=True, autocommit=True)
+
+    def execute(self, sql: str, params=None) -> PgResult:
+        cursor = self._conn.cursor()
+        cursor.execute(_pg_sql(sql, params), params)
+        return PgResult(cursor)
+
+    def copy_rows(self, table: str, columns: list[str], rows) -> None:
+        """Bulk-load rows (tuples of str/int/bool/None) into `table` with COPY (text format)."""
+        import io
+
+        def field(v) -> str:
+            if v is None:
+                return "\\N"
+            if isinstance(v, bool):
+                return "t" if v else "f"
+            return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+        buffer = io.StringIO()
+        for row in rows:
+            buffer.write("\t".join(field(v) for v in row) + "\n")
+        buffer.seek(0)
+        cols = ", ".join(quote_ident(c) for c in columns)
+        with self._conn.cursor() as cursor:
+            cursor.copy_expert(f"copy {table} ({cols}) from stdin", buffer)
+
+    def close(self) -> None:
+        self._conn.close()

@@ -12,9 +12,9 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import yaml
 
 from keyaccounts.config import DBT_PROJECT_DIR, PROJECT_ROOT, RunConfig
@@ -44,17 +44,22 @@ def dbt_vars(cfg: RunConfig) -> dict:
     return {**project.get("vars", {}), **cfg.dbt_vars}
 
 
-def _month_bounds(conn, month: str, window: int) -> tuple[str, str]:
-    start, end = conn.execute(
-        "select cast(cast(? || '-01' as date) - to_months(? - 1) as date), "
-        "cast(cast(? || '-01' as date) + interval 1 month - interval 1 day as date)",
-        [month, window, month]).fetchone()
-    return str(start), str(end)
+def _add_months(month: str, n: int) -> str:
+    year, mon = map(int, month.split("-"))
+    index = year * 12 + mon - 1 + n
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-def frames(conn: duckdb.DuckDBPyConnection, month: str, v: dict) -> dict:
-    """The DataFrames the suites validate."""
-    start, end = _month_bounds(conn, month, int(v["window_months"]))
+def _month_bounds(month: str, window: int) -> tuple[str, str]:
+    """first day of the window's first month, last day of `month` (ISO dates)."""
+    start = _add_months(month, -(window - 1)) + "-01"
+    end = date.fromisoformat(_add_months(month, 1) + "-01") - timedelta(days=1)
+    return start, end.isoformat()
+
+
+def frames(conn, month: str, v: dict) -> dict:
+    """The DataFrames the suites validate (DuckDB or PostgreSQL warehouse: portable SQL)."""
+    start, end = _month_bounds(month, int(v["window_months"]))
     evaluated = "select customer_id from staging.stg_customers where signed_on <= cast(? as date)"
     tiers = conn.execute(
         f"""select t.*,
@@ -95,8 +100,8 @@ def frames(conn: duckdb.DuckDBPyConnection, month: str, v: dict) -> dict:
             from {BUILD_SCHEMA}.tier_summary_monthly as c
             left join {BUILD_SCHEMA}.tier_summary_monthly as p
                 on p.tier = c.tier
-                and p.eval_month = strftime(cast(c.eval_month || '-01' as date) - interval 1 month, '%Y-%m')
-            where c.eval_month = ?""", [month]).df()
+                and p.eval_month = ?
+            where c.eval_month = ?""", [_add_months(month, -1), month]).df()
     return {"customer_tier_monthly": tiers, "reconciliation": recon, "tier_mix_swing": swing}
 
 
@@ -154,7 +159,7 @@ def _failures(result: dict) -> list[str]:
     return out
 
 
-def run_checks(conn: duckdb.DuckDBPyConnection, cfg: RunConfig) -> CheckReport:
+def run_checks(conn, cfg: RunConfig) -> CheckReport:
     """Validate the month in marts_build; write results; raise ChecksFailed on a blocking failure."""
     v = dbt_vars(cfg)
     data = frames(conn, cfg.through, v)

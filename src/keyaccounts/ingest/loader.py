@@ -120,7 +120,7 @@ def reason_expression(feed: Feed) -> str:
     return f"nullif(concat_ws(';', {', '.join(checks)}), '')"
 
 
-def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+def ensure_schema(conn) -> None:
     for schema in ("raw", "quarantine", "audit"):
         conn.execute(f"create schema if not exists {schema}")
     conn.execute(
@@ -198,18 +198,21 @@ class _StagedFile:
     watermark: tuple[str, str, str] | None = None  # SQL source: (source, feed, latest updated_at)
 
 
-def _stage_file(conn, feed: Feed, path: Path, rel_name: str, sha: str, n: int) -> _StagedFile:
+def _stage_file(stage, target, feed: Feed, path: Path, rel_name: str, sha: str, n: int) -> _StagedFile:
     staged = _StagedFile(feed, rel_name, sha, path.stat().st_size)
     try:
         content = readers.read_file(path)
     except readers.UnreadableFile as bad:
         staged.bad_reason, staged.bad_detail = bad.reason, bad.detail
         return staged
-    return _stage_content(conn, staged, content, n)
+    return _stage_content(stage, target, staged, content, n)
 
 
-def _stage_content(conn, staged: _StagedFile, content: readers.FileContent, n: int) -> _StagedFile:
-    """Check a delivery's rows against the contract into a temp table (nothing recorded yet)."""
+def _stage_content(stage, target, staged: _StagedFile, content: readers.FileContent, n: int) -> _StagedFile:
+    """Check a delivery's rows against the contract into a temp table (nothing recorded yet).
+
+    The contract checks run in DuckDB (`stage`): the warehouse itself, or an in-memory DuckDB
+    when the warehouse is PostgreSQL; then the checked rows move to a temp table there."""
     feed = staged.feed
     missing = [c for c in feed.required_columns if c not in content.header]
     if missing:
@@ -217,22 +220,35 @@ def _stage_content(conn, staged: _StagedFile, content: readers.FileContent, n: i
         return staged
     staged.encoding = content.encoding
     staged.temp_table = f"ingest_stage_{n}"
-    conn.register("incoming", _file_arrow(feed, content))
+    stage.register("incoming", _file_arrow(feed, content))
     try:
-        conn.execute(
+        stage.execute(
             f"create or replace temp table {staged.temp_table} as "
             f"select *, {reason_expression(feed)} as _reason from incoming"
         )
     finally:
-        conn.unregister("incoming")
+        stage.unregister("incoming")
     staged.rows_read = len(content.rows)
-    staged.rows_bad = conn.execute(
+    staged.rows_bad = stage.execute(
         f"select count(*) from {staged.temp_table} where _reason is not null"
     ).fetchone()[0]
+    if stage is not target:
+        _move_to_target(stage, target, staged)
     return staged
 
 
-def _stage_sql(conn, source, feed: Feed, n: int, taken: set[str]) -> _StagedFile | None:
+def _move_to_target(stage, target, staged: _StagedFile) -> None:
+    columns = list(staged.feed.column_names) + ["_line", "_extra_fields", "_reason"]
+    cols = ", ".join(f"{quote_ident(c)} varchar" for c in staged.feed.column_names)
+    target.execute(f"drop table if exists {staged.temp_table}")
+    target.execute(f"create temp table {staged.temp_table} ({cols}, _line bigint, _extra_fields boolean, "
+                   "_reason varchar)")
+    rows = stage.execute(f"select {', '.join(quote_ident(c) for c in columns)} from {staged.temp_table}").fetchall()
+    target.copy_rows(staged.temp_table, columns, rows)
+    stage.execute(f"drop table {staged.temp_table}")
+
+
+def _stage_sql(stage, conn, source, feed: Feed, n: int, taken: set[str]) -> _StagedFile | None:
     from keyaccounts.ingest.sql_source import pull_feed
 
     row = conn.execute("select watermark from audit.watermarks where source = ? and feed = ?",
@@ -248,7 +264,7 @@ def _stage_sql(conn, source, feed: Feed, n: int, taken: set[str]) -> _StagedFile
     taken.add(pulled.sha)
     staged = _StagedFile(feed, f"{rel_name}@{pulled.watermark}", pulled.sha, pulled.size,
                          watermark=(source.name, feed.name, pulled.watermark))
-    _stage_content(conn, staged, pulled.content, n)
+    _stage_content(stage, conn, staged, pulled.content, n)
     if staged.temp_table is None:
         return staged
     # rows at the watermark are read again on every pull: drop the ones already taken unchanged
@@ -336,9 +352,7 @@ def _list_files(inbox: Path, feed: Feed) -> list[Path]:
         raise InputError(f"inbox folder {folder} is not readable") from None
 
 
-def ingest_inbox(
-    conn: duckdb.DuckDBPyConnection, inbox: Path, run_id: str, reject_threshold: float = 0.05, sql_source=None
-) -> IngestResult:
+def ingest_inbox(conn, inbox: Path, run_id: str, reject_threshold: float = 0.05, sql_source=None) -> IngestResult:
     """Take every new file of every feed folder in `inbox`.
 
     With `sql_source`, the feeds it serves are also pulled from the database (after that
@@ -351,16 +365,22 @@ def ingest_inbox(
     if not inbox.is_dir():
         raise InputError(f"inbox {inbox} is not a readable folder")
     ensure_schema(conn)
-    if sql_source is not None:
-        sql_source.connection = sql_source.connect()
-        try:
-            return _ingest(conn, inbox, run_id, reject_threshold, sql_source)
-        finally:
-            sql_source.connection.close()
-    return _ingest(conn, inbox, run_id, reject_threshold, None)
+    # the contract checks are DuckDB SQL: on a PostgreSQL warehouse they run in memory
+    stage = conn if isinstance(conn, duckdb.DuckDBPyConnection) else duckdb.connect()
+    try:
+        if sql_source is not None:
+            sql_source.connection = sql_source.connect()
+            try:
+                return _ingest(stage, conn, inbox, run_id, reject_threshold, sql_source)
+            finally:
+                sql_source.connection.close()
+        return _ingest(stage, conn, inbox, run_id, reject_threshold, None)
+    finally:
+        if stage is not conn:
+            stage.close()
 
 
-def _ingest(conn, inbox: Path, run_id: str, reject_threshold: float, sql_source) -> IngestResult:
+def _ingest(stage, conn, inbox: Path, run_id: str, reject_threshold: float, sql_source) -> IngestResult:
     taken = {row[0] for row in conn.execute("select sha256 from audit.manifest").fetchall()}
     result = IngestResult(run_id)
     staged: list[_StagedFile] = []
@@ -376,9 +396,9 @@ def _ingest(conn, inbox: Path, run_id: str, reject_threshold: float, sql_source)
                 stats.files_skipped += 1  # the same content under any name is taken once
                 continue
             taken.add(sha)
-            staged.append(_stage_file(conn, feed, path, f"{feed.name}/{path.name}", sha, len(staged)))
+            staged.append(_stage_file(stage, conn, feed, path, f"{feed.name}/{path.name}", sha, len(staged)))
         if sql_source is not None and feed.name in sql_source.tables:
-            pulled = _stage_sql(conn, sql_source, feed, len(staged), taken)
+            pulled = _stage_sql(stage, conn, sql_source, feed, len(staged), taken)
             if pulled is not None:
                 stats.files_seen += 1
                 staged.append(pulled)

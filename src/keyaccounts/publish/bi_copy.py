@@ -11,22 +11,25 @@ two publishes.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
+from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.warehouse import quote_ident
 
 KEEP_PARQUET_VERSIONS = 2
+BATCH_ROWS = 100_000
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str, pending: PendingFiles) -> Path:
+    """Write the next BI copy from the marts as `conn` sees them (inside the publish
+    transaction: the new marts, not yet committed); `pending` swaps it in after the commit.
 
-
-def refresh_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str) -> Path:
+    DuckDB lets one transaction write one database only, so the copy is written through a
+    second connection, fed by Arrow batches streamed from the warehouse."""
     published = Path(warehouse).parent / "published"
     published.mkdir(parents=True, exist_ok=True)
     tables = [r[0] for r in conn.execute(
@@ -34,35 +37,41 @@ def refresh_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: st
         "and table_type = 'BASE TABLE' order by 1").fetchall()]
     tag = "".join(ch if ch.isalnum() else "_" for ch in run_id)
 
-    # 1. the DuckDB copy
-    tmp_db = published / f".marts-{tag}.duckdb"
+    def batches(table: str):
+        return conn.execute(f"select * from marts.{quote_ident(table)}").fetch_record_batch(BATCH_ROWS)
+
+    # 1. the DuckDB copy; tables go to the file's default schema: opened as `marts.duckdb`, its
+    # catalog is `marts`, so `select * from marts.customer_tier_monthly` reads exactly as in the
+    # warehouse (a schema also named marts inside it would make that name ambiguous in DuckDB)
+    tmp_db = pending.temp_for(published / "marts.duckdb")
     tmp_db.unlink(missing_ok=True)
-    conn.execute(f"attach {_sql_str(str(tmp_db))} as bi_copy")
-    try:
-        # tables go to the file's default schema: opened as `marts.duckdb`, its catalog is `marts`,
-        # so `select * from marts.customer_tier_monthly` reads exactly as in the warehouse (a schema
-        # also named marts inside it would make that name ambiguous in DuckDB)
+    with duckdb.connect(str(tmp_db)) as copy:
         for t in tables:
-            conn.execute(f"create table bi_copy.main.{quote_ident(t)} as select * from marts.{quote_ident(t)}")
-    finally:
-        conn.execute("detach bi_copy")
-    os.replace(tmp_db, published / "marts.duckdb")
+            copy.register("incoming", batches(t))
+            copy.execute(f"create table main.{quote_ident(t)} as select * from incoming")
+            copy.unregister("incoming")
 
     # 2. one Parquet file per mart, in a new folder the `parquet` symlink then points to
-    folder = published / f"parquet-{tag}"
+    folder = pending.scratch(published / f"parquet-{tag}")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     for t in tables:
-        conn.execute(f"copy marts.{quote_ident(t)} to {_sql_str(str(folder / (t + '.parquet')))} (format parquet)")
-    link_tmp = published / f".parquet-link-{tag}"
+        reader = batches(t)
+        with pq.ParquetWriter(folder / f"{t}.parquet", reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+    link = published / "parquet"
+    link_tmp = pending.temp_for(link)
     link_tmp.unlink(missing_ok=True)
     link_tmp.symlink_to(folder.name)
-    link = published / "parquet"
     if link.exists() and not link.is_symlink():
         shutil.rmtree(link)
-    os.replace(link_tmp, link)
-    versions = sorted((p for p in published.glob("parquet-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    for old in versions[:-KEEP_PARQUET_VERSIONS]:
-        if old.name != folder.name:
-            shutil.rmtree(old, ignore_errors=True)
+
+    def drop_old_versions() -> None:
+        versions = sorted((p for p in published.glob("parquet-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        for old in versions[:-KEEP_PARQUET_VERSIONS]:
+            if old.name != folder.name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    pending.after_commit(drop_old_versions)
     return published

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
+import pyarrow.parquet as pq
+
+from keyaccounts.publish.pending import PendingFiles, write_now
 
 # Spreadsheet formula injection: a cell starting with one of these is prefixed with '.
 _FORMULA_PREFIXES = ("=", "+", "-", "@")
@@ -16,41 +18,28 @@ def neutralise_cell(value: object) -> object:
     return value
 
 
-def export_month(conn: duckdb.DuckDBPyConnection, month: str, out_dir: Path) -> list[Path]:
+def export_month(conn, month: str, out_dir: Path, pending: PendingFiles | None = None) -> list[Path]:
     """Write tiers_<month>.csv and .parquet of the month's latest published version (the
-    record, marts.published_tiers); return the paths."""
+    record, marts.published_tiers); return the paths. `conn` is a DuckDB or PostgreSQL
+    warehouse connection; the files are written by pyarrow, the same for both. With
+    `pending`, the files stay under temporary names until the caller's transaction commits."""
+    if pending is None:
+        return write_now(lambda p: export_month(conn, month, out_dir, p))
+    import csv
+
     out_dir.mkdir(parents=True, exist_ok=True)
     table = conn.execute(
         "select * from marts.published_tiers where eval_month = ? and version = "
-        "(select max(version) from marts.published_tiers where eval_month = ?) "
-        "order by value_rank nulls last, customer_id",
+        "(select max(version) from marts.published_tiers where eval_month = ?)",
         [month, month],
     ).fetch_arrow_table()
-    parquet_path = out_dir / f"tiers_{month}.parquet"
-    csv_path = out_dir / f"tiers_{month}.csv"
-    tmp_parquet = parquet_path.with_suffix(".parquet.tmp")
-    import csv
-
-    tmp_csv = csv_path.with_suffix(".csv.tmp")
-    try:
-        conn.register("export_rows", table)
-        try:
-            conn.execute(f"copy export_rows to '{_sql_path(tmp_parquet)}' (format parquet)")
-        finally:
-            conn.unregister("export_rows")
-        with tmp_csv.open("w", encoding="utf-8-sig", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(table.column_names)
-            for row in table.to_pylist():
-                writer.writerow(["" if v is None else neutralise_cell(v) for v in row.values()])
-        tmp_parquet.replace(parquet_path)
-        tmp_csv.replace(csv_path)
-    except (OSError, duckdb.IOException):
-        tmp_parquet.unlink(missing_ok=True)  # never leave a half-written file behind
-        tmp_csv.unlink(missing_ok=True)
-        raise
+    # sorted here, not in SQL: text order by bytes whatever the warehouse's collation
+    table = table.sort_by([("value_rank", "ascending", "at_end"), ("customer_id", "ascending", "at_end")])
+    csv_path, parquet_path = out_dir / f"tiers_{month}.csv", out_dir / f"tiers_{month}.parquet"
+    pq.write_table(table, pending.temp_for(parquet_path))
+    with pending.temp_for(csv_path).open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(table.column_names)
+        for row in table.to_pylist():
+            writer.writerow(["" if v is None else neutralise_cell(v) for v in row.values()])
     return [csv_path, parquet_path]
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")

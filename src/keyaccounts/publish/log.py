@@ -9,12 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
-
-from keyaccounts.warehouse import connection
+from keyaccounts.warehouse import connection, is_postgres
 
 
-def ensure_publish_log(conn: duckdb.DuckDBPyConnection) -> None:
+def ensure_publish_log(conn) -> None:
     conn.execute("create schema if not exists audit")
     conn.execute(
         "create table if not exists audit.publish_log (eval_month varchar, run_id varchar, "
@@ -27,15 +25,15 @@ def ensure_publish_log(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(f"alter table audit.publish_log add column if not exists {column} {kind}")
 
 
-def last_published_month(warehouse: Path) -> str | None:
-    if not Path(warehouse).exists():
+def last_published_month(warehouse: Path | str) -> str | None:
+    if not is_postgres(warehouse) and not Path(warehouse).exists():
         return None
     with connection(warehouse) as conn:
         ensure_publish_log(conn)
         return conn.execute("select max(eval_month) from audit.publish_log").fetchone()[0]
 
 
-def record_publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, exports: list[Path], action: str,
+def record_publish(conn, month: str, run_id: str, exports: list[Path], action: str,
                    version: int, by: str | None = None, reason: str | None = None) -> None:
     ensure_publish_log(conn)
     conn.execute(

@@ -5,10 +5,9 @@ business rule."""
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
-import duckdb
+from keyaccounts.publish.pending import PendingFiles, write_now
 
 TIER_COLORS = {"A": "#1b7837", "B": "#f1a340", "C": "#999999"}
 FONT = "Noto Sans CJK SC, Noto Sans SC, Microsoft YaHei, PingFang SC, sans-serif"
@@ -29,7 +28,10 @@ def _table(df, columns: list[str], headers: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def build_report(conn: duckdb.DuckDBPyConnection, month: str, out_dir: Path) -> Path:
+def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None = None) -> Path:
+    """Write report_<month>.html (with `pending`: under a temporary name until the commit)."""
+    if pending is None:
+        return write_now(lambda p: build_report(conn, month, out_dir, p))
     import plotly.graph_objects as go
     from plotly.offline import get_plotlyjs
 
@@ -109,11 +111,5 @@ th{{background:#f4f4f4}} .empty{{color:#888}}</style></head>
 </body></html>"""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"report_{month}.html"
-    tmp = path.with_suffix(".html.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # never leave a half-written file behind
-        raise
+    pending.temp_for(path).write_text(page, encoding="utf-8")
     return path

@@ -5,14 +5,18 @@ append-only record `marts.published_tiers`. A failed build or check never reache
 `marts.published_tiers` is never rewritten: publishing a month already published adds
 nothing, unless a restatement is asked for; then a new version is appended and
 `marts.published_tier_changes` says, per customer, what changed and who restated it why.
+
+The SQL runs on DuckDB and PostgreSQL alike. On PostgreSQL a mart is refilled in place
+(delete + insert in the publish transaction: readers keep reading the old rows until the
+commit, and the BI role's grants and any view a user built on the table survive); it is
+dropped and re-created only when its columns changed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timezone
-
-import duckdb
 
 from keyaccounts.config import DBT_PROJECT_DIR
 from keyaccounts.warehouse import quote_ident
@@ -57,8 +61,27 @@ def _ensure_record(conn) -> None:
     )
 
 
-def _diff(conn, month: str, version: int) -> str:
-    """customer-level comparison of the built month against the record's `version`."""
+def _columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
+    return [tuple(r) for r in conn.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position", [schema, table]).fetchall()]
+
+
+def _replace_table(conn, table: str) -> None:
+    """marts.<table> := marts_build.<table>, inside the caller's transaction."""
+    target, source = f"{SCHEMA}.{quote_ident(table)}", f"{BUILD_SCHEMA}.{quote_ident(table)}"
+    if getattr(conn, "dialect", "duckdb") == "postgres" and _columns(conn, SCHEMA, table) == _columns(
+            conn, BUILD_SCHEMA, table):
+        conn.execute(f"delete from {target}")
+        conn.execute(f"insert into {target} select * from {source}")
+        return
+    conn.execute(f"drop table if exists {target}")
+    conn.execute(f"create table {target} as select * from {source}")
+
+
+def _diff() -> str:
+    """customer-level comparison of the built month against a version of the record; the
+    query takes three parameters: month, version, month."""
     cols = [c for c in DIFF_COLUMNS]
     changed = " || ".join(
         f"case when o.{quote_ident(c)} is distinct from n.{quote_ident(c)} then '{c},' else '' end" for c in cols
@@ -70,16 +93,18 @@ def _diff(conn, month: str, version: int) -> str:
                rtrim({changed}, ',') as changed_columns,
                o.tier as old_tier, n.tier as new_tier, o.value_score as old_value_score,
                n.value_score as new_value_score
-        from (select * from {SCHEMA}.published_tiers where eval_month = '{month}' and version = {version}) as o
-        full outer join (select * from {BUILD_SCHEMA}.customer_tier_monthly where eval_month = '{month}') as n
+        from (select * from {SCHEMA}.published_tiers where eval_month = ? and version = ?) as o
+        full outer join (select * from {BUILD_SCHEMA}.customer_tier_monthly where eval_month = ?) as n
             on o.customer_id = n.customer_id
         where o.customer_id is null or n.customer_id is null or ({changed}) <> ''
     """
 
 
-def publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, restate: bool = False,
-            reason: str | None = None, by: str | None = None) -> PublishResult:
-    """Swap the checked build into `marts` and record the month, in one transaction."""
+def publish(conn, month: str, run_id: str, restate: bool = False, reason: str | None = None,
+            by: str | None = None, before_commit: Callable[[PublishResult], None] | None = None) -> PublishResult:
+    """Swap the checked build into `marts` and record the month, in one transaction.
+    `before_commit(result)` runs inside it, seeing the new marts (the publish's files are
+    written there, to temporary names): if it fails, nothing is published."""
     # only the project's current mart models (a model since removed may linger in the build schema)
     models = {p.stem for p in (DBT_PROJECT_DIR / "models" / "marts").glob("*.sql")}
     built = [t for t in _tables(conn, BUILD_SCHEMA) if t in models]
@@ -90,8 +115,7 @@ def publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, restate: b
     try:
         conn.execute(f"create schema if not exists {SCHEMA}")
         for table in built:
-            conn.execute(f"create or replace table {SCHEMA}.{quote_ident(table)} as "
-                         f"select * from {BUILD_SCHEMA}.{quote_ident(table)}")
+            _replace_table(conn, table)
         _ensure_record(conn)
         current = conn.execute(f"select max(version) from {SCHEMA}.published_tiers where eval_month = ?",
                                [month]).fetchone()[0]
@@ -99,12 +123,12 @@ def publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, restate: b
             version = (current or 0) + 1
             changed = 0
             if current is not None:
-                diff = _diff(conn, month, current)
-                changed = conn.execute(f"select count(*) from ({diff})").fetchone()[0]
+                diff, keys = _diff(), [month, current, month]
+                changed = conn.execute(f"select count(*) from ({diff}) as d", keys).fetchone()[0]
                 conn.execute(
                     f"insert into {SCHEMA}.published_tier_changes select ?, ?, customer_id, change, changed_columns, "
-                    f"old_tier, new_tier, old_value_score, new_value_score, ?, ?, ?, ? from ({diff})",
-                    [month, version, now, by, reason, run_id],
+                    f"old_tier, new_tier, old_value_score, new_value_score, ?, ?, ?, ? from ({diff}) as d",
+                    [month, version, now, by, reason, run_id] + keys,
                 )
             conn.execute(
                 f"insert into {SCHEMA}.published_tiers select *, ?, ?, ? "
@@ -113,10 +137,13 @@ def publish(conn: duckdb.DuckDBPyConnection, month: str, run_id: str, restate: b
             )
             result = PublishResult(month, "restated" if current is not None else "published", version, changed)
         else:
-            differs = conn.execute(f"select count(*) from ({_diff(conn, month, current)})").fetchone()[0]
+            differs = conn.execute(f"select count(*) from ({_diff()}) as d",
+                                   [month, current, month]).fetchone()[0]
             result = PublishResult(month, "unchanged", current, 0, differs)
+        if before_commit is not None:
+            before_commit(result)
         conn.execute("commit")
-    except Exception:
+    except BaseException:
         conn.execute("rollback")
         raise
     return result

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from keyaccounts.config import DBT_PROJECT_DIR
 from keyaccounts.errors import BuildFailed
-from keyaccounts.warehouse import release_dbt_handle
+from keyaccounts.warehouse import is_postgres, pg_params, release_dbt_handle
 
 
 @contextmanager
@@ -27,16 +27,27 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def dbt_env(warehouse: Path, state_dir: Path, target_path: Path | None = None) -> dict[str, str]:
+def warehouse_env(warehouse: Path | str) -> dict[str, str]:
+    """What profiles.yml reads to reach the warehouse: the DuckDB file, or (target `postgres`)
+    the PostgreSQL URL's parts; the password stays in the environment it came from."""
+    if not is_postgres(warehouse):
+        return {"KEYACCOUNTS_DBT_TARGET": "duckdb", "KEYACCOUNTS_WAREHOUSE": str(Path(warehouse).resolve())}
+    pg = pg_params(str(warehouse))
+    return {"KEYACCOUNTS_DBT_TARGET": "postgres", "KEYACCOUNTS_PG_HOST": pg["host"], "KEYACCOUNTS_PG_PORT": pg["port"],
+            "KEYACCOUNTS_PG_USER": pg["user"], "KEYACCOUNTS_PG_DATABASE": pg["dbname"],
+            "KEYACCOUNTS_PG_PASSWORD": pg["password"]}
+
+
+def dbt_env(warehouse: Path | str, state_dir: Path, target_path: Path | None = None) -> dict[str, str]:
     return {
-        "KEYACCOUNTS_WAREHOUSE": str(Path(warehouse).resolve()),
+        **warehouse_env(warehouse),
         "DBT_TARGET_PATH": str((target_path or state_dir / "target").resolve()),
         "DBT_LOG_PATH": str((state_dir / "logs").resolve()),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
 
 
-def run_dbt(command: str, warehouse: Path, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None,
+def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None,
             target_path: Path | None = None) -> None:
     """Run `dbt <command>` against the warehouse; raise BuildFailed with the first failing node."""
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import

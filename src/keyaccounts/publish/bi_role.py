@@ -1,0 +1,60 @@
+"""The read-only BI role of a PostgreSQL warehouse (outputs.md, operations.md Security).
+
+`keyaccounts grant-bi --warehouse postgresql://OWNER@HOST:PORT/DB [--role NAME]` creates the
+role (or updates its password) and leaves it able to do one thing: select from the `marts`
+schema. It gets no privilege on `raw`, `staging`, `quarantine`, `audit` or `marts_build`
+(PostgreSQL gives none by default; any granted earlier is revoked), and since PostgreSQL 15
+no one may create in `public` unless granted. Default privileges make the tables that later
+publishes create readable too, so the command is run once per warehouse (re-running it is
+harmless). Run it as the role that runs the pipeline (the owner of the marts).
+"""
+
+from __future__ import annotations
+
+import re
+
+from keyaccounts.errors import InputError
+from keyaccounts.warehouse import connection, is_postgres, quote_ident
+
+READABLE = ("marts",)
+PRIVATE = ("raw", "staging", "intermediate", "quarantine", "audit", "marts_build", "public")
+ROLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def grant_bi(warehouse: str, role: str, password: str | None) -> str:
+    if not is_postgres(warehouse):
+        raise InputError("grant-bi needs a PostgreSQL warehouse (postgresql://USER@HOST:PORT/DB); a DuckDB "
+                         "warehouse is read through its BI copy in published/ (see README)")
+    if not ROLE_RE.match(role or ""):
+        raise InputError(f"BI role name {role!r} must be lower-case letters, digits and _ (at most 63)")
+    if not password:
+        raise InputError("set the BI role's password in env KEYACCOUNTS_BI_PASSWORD (never on the command line)")
+    ident = quote_ident(role)
+    with connection(warehouse) as conn:
+        database = conn.execute("select current_database()").fetchone()[0]
+        conn.execute("begin transaction")
+        try:
+            exists = conn.execute("select count(*) from pg_roles where rolname = ?", [role]).fetchone()[0]
+            # the password is bound as a value (psycopg2 quotes it), never pasted into the SQL
+            conn.execute(f"{'alter' if exists else 'create'} role {ident} with login nosuperuser nocreatedb "
+                         "nocreaterole noinherit password ?", [password])
+            conn.execute(f"grant connect on database {quote_ident(database)} to {ident}")
+            present = {r[0] for r in conn.execute("select nspname from pg_namespace").fetchall()}
+            for schema in PRIVATE:
+                if schema in present:
+                    conn.execute(f"revoke all on all tables in schema {quote_ident(schema)} from {ident}")
+                    conn.execute(f"revoke all on schema {quote_ident(schema)} from {ident}")
+            for schema in READABLE:
+                s = quote_ident(schema)
+                conn.execute(f"create schema if not exists {s}")
+                conn.execute(f"revoke create on schema {s} from {ident}")
+                conn.execute(f"grant usage on schema {s} to {ident}")
+                conn.execute(f"grant select on all tables in schema {s} to {ident}")
+                # tables that later publishes create (as this owner) are readable too
+                conn.execute(f"alter default privileges in schema {s} grant select on tables to {ident}")
+            conn.execute("commit")
+        except Exception:
+            conn.execute("rollback")
+            raise
+    return role
+
