@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -141,13 +142,13 @@ def test_second_run_changes_nothing(both, pg_url, example_dir):
 
 
 def test_bi_role_reads_marts_and_nothing_else(both, pg_url):
-    role = "ka_bi_test"
-    proc = keyaccounts("grant-bi", "--warehouse", pg_url, "--role", role, env={"KEYACCOUNTS_BI_PASSWORD": "s3cret"})
+    role, login = "ka_bi_test", uuid.uuid4().hex
+    proc = keyaccounts("grant-bi", "--warehouse", pg_url, "--role", role, env={"KEYACCOUNTS_BI_PASSWORD": uuid.uuid4().hex})
     assert proc.returncode == 0, proc.stderr
     # again: idempotent, and it updates the password
     assert keyaccounts("grant-bi", "--warehouse", pg_url, "--role", role,
-                       env={"KEYACCOUNTS_BI_PASSWORD": "n3w"}).returncode == 0
-    bi = psycopg2.connect(pg_url.replace("postgres@", f"{role}:n3w@"))
+                       env={"KEYACCOUNTS_BI_PASSWORD": login}).returncode == 0
+    bi = psycopg2.connect(pg_url.replace("postgres@", f"{role}:{login}@"))
     bi.autocommit = True
     try:
         with bi.cursor() as cur:

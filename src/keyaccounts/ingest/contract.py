@@ -194,4 +194,5 @@ FILE_REASONS = {
     "undecodable": "bytes that are not UTF-8 text",
     "unreadable": "not a CSV file the reader can parse",
     "empty": "no header or no bytes",
+    "outside_inbox": "a symbolic link (or a folder link) to a file outside the inbox: not read",
 }

@@ -340,6 +340,12 @@ def _commit_file(conn, staged: _StagedFile, run_id: str, stats: FeedStats) -> No
     stats.rows_quarantined += staged.rows_bad
 
 
+def _outside(path: Path, inbox: Path) -> str | None:
+    """Where `path` really is, if that is outside the inbox (a symlink, or a linked folder)."""
+    real = path.resolve()
+    return None if real.is_relative_to(inbox.resolve()) else str(real)
+
+
 def _list_files(inbox: Path, feed: Feed) -> list[Path]:
     folder = inbox / feed.name
     if not folder.is_dir():
@@ -388,6 +394,18 @@ def _ingest(stage, conn, inbox: Path, run_id: str, reject_threshold: float, sql_
         stats = result.feeds[feed.name] = FeedStats(feed.name)
         for path in _list_files(inbox, feed):
             stats.files_seen += 1
+            rel_name = f"{feed.name}/{path.name}"
+            escaped = _outside(path, inbox)
+            if escaped is not None:
+                # a link out of the inbox is never opened (it could point at any file the run can read)
+                sha = hashlib.sha256(f"outside_inbox:{rel_name}:{escaped}".encode()).hexdigest()
+                if sha in taken:
+                    stats.files_skipped += 1
+                    continue
+                taken.add(sha)
+                staged.append(_StagedFile(feed, rel_name, sha, 0, bad_reason="outside_inbox",
+                                          bad_detail=f"resolves to {escaped}, outside the inbox"))
+                continue
             try:
                 sha = _sha256(path)
             except PermissionError:
@@ -396,7 +414,7 @@ def _ingest(stage, conn, inbox: Path, run_id: str, reject_threshold: float, sql_
                 stats.files_skipped += 1  # the same content under any name is taken once
                 continue
             taken.add(sha)
-            staged.append(_stage_file(stage, conn, feed, path, f"{feed.name}/{path.name}", sha, len(staged)))
+            staged.append(_stage_file(stage, conn, feed, path, rel_name, sha, len(staged)))
         if sql_source is not None and feed.name in sql_source.tables:
             pulled = _stage_sql(stage, conn, sql_source, feed, len(staged), taken)
             if pulled is not None:

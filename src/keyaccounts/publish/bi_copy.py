@@ -5,12 +5,13 @@ DuckDB allows one writer, so BI tools never open the warehouse itself. Each publ
 a complete new copy beside the old one and swaps it in with an atomic rename: a reader sees
 one whole publish, old or new, and a reader holding the old file open keeps reading it
 (POSIX keeps a renamed-over file alive while it is open). The Parquet folder is reached
-through a symlink that is replaced atomically; older folders are removed after a grace of
-two publishes.
+through a symlink that is replaced atomically; the folder it replaced is kept until the
+next publish (a reader may still be listing it), older ones are removed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,6 @@ import pyarrow.parquet as pq
 from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.warehouse import quote_ident
 
-KEEP_PARQUET_VERSIONS = 2
 BATCH_ROWS = 100_000
 
 
@@ -32,6 +32,9 @@ def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str,
     second connection, fed by Arrow batches streamed from the warehouse."""
     published = Path(warehouse).parent / "published"
     published.mkdir(parents=True, exist_ok=True)
+    pending.sweep(published, "*.tmp")
+    link = published / "parquet"
+    previous = os.readlink(link) if link.is_symlink() else None
     tables = [r[0] for r in conn.execute(
         "select table_name from information_schema.tables where table_schema = 'marts' "
         "and table_type = 'BASE TABLE' order by 1").fetchall()]
@@ -60,7 +63,6 @@ def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str,
         with pq.ParquetWriter(folder / f"{t}.parquet", reader.schema) as writer:
             for batch in reader:
                 writer.write_batch(batch)
-    link = published / "parquet"
     link_tmp = pending.temp_for(link)
     link_tmp.unlink(missing_ok=True)
     link_tmp.symlink_to(folder.name)
@@ -68,9 +70,10 @@ def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str,
         shutil.rmtree(link)
 
     def drop_old_versions() -> None:
-        versions = sorted((p for p in published.glob("parquet-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-        for old in versions[:-KEEP_PARQUET_VERSIONS]:
-            if old.name != folder.name:
+        # keep the new folder and the one it replaced (a reader may be listing it right now);
+        # any other is older, or was written by a run killed before its commit
+        for old in published.glob("parquet-*"):
+            if old.is_dir() and old.name not in (folder.name, previous):
                 shutil.rmtree(old, ignore_errors=True)
 
     pending.after_commit(drop_old_versions)

@@ -28,6 +28,7 @@ def export_month(conn, month: str, out_dir: Path, pending: PendingFiles | None =
     import csv
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    pending.sweep(out_dir, "tiers_*.tmp")
     table = conn.execute(
         "select * from marts.published_tiers where eval_month = ? and version = "
         "(select max(version) from marts.published_tiers where eval_month = ?)",

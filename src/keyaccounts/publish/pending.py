@@ -17,6 +17,13 @@ class PendingFiles:
         self._scratch: list[Path] = []  # removed on discard (written, but not renamed)
         self._after: list[Callable[[], None]] = []
 
+    @staticmethod
+    def sweep(folder: Path, pattern: str) -> None:
+        """Remove temporary files a killed run left (runs are serialised by the run lock)."""
+        for stale in folder.glob(pattern):
+            if stale.is_symlink() or stale.is_file():
+                stale.unlink(missing_ok=True)
+
     def temp_for(self, final: Path) -> Path:
         """A temporary name beside `final` (same file system: the rename is atomic)."""
         tmp = final.with_name(final.name + ".tmp")

@@ -110,6 +110,7 @@ th{{background:#f4f4f4}} .empty{{color:#888}}</style></head>
         ['客户 ID', '客户名称', '客户经理', '等级', '风险', '回款率', 'NPS'])}
 </body></html>"""
     out_dir.mkdir(parents=True, exist_ok=True)
+    pending.sweep(out_dir, "report_*.tmp")
     path = out_dir / f"report_{month}.html"
     pending.temp_for(path).write_text(page, encoding="utf-8")
     return path

@@ -1,0 +1,150 @@
+"""operations.md Security, issue 9: no secret in the repository (a secret scanner), survey
+respondents' personal data never leaves the raw layer (marts, exports, report, checks, BI
+copy, logs, command output are scanned for the raw values), and the inbox cannot be
+escaped through links. The PostgreSQL grants of the BI role: tests/test_postgres.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import rows
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / "keyaccounts")
+SCANNER = str(Path(sys.executable).parent / "detect-secrets")
+# distinctive personal data the test plants in the survey feed
+PII = {"respondent_name": "欧阳秘密", "respondent_phone": "13912345678", "respondent_email": "secret.person@example.cn"}
+
+
+def scan(paths: list[str], cwd: Path) -> dict:
+    proc = subprocess.run([SCANNER, "scan", *paths], capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["results"]
+
+
+def test_no_secret_in_the_repository():
+    """Every file the repository holds or would take (tracked, or new and not ignored)."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    files = [f for f in files if f and (ROOT / f).is_file()]
+    assert len(files) > 50
+    assert scan(files, ROOT) == {}
+
+
+def test_the_secret_scanner_finds_a_planted_secret(tmp_path):
+    """The scan above can fail: the same scanner flags a password and a private key."""
+    planted = tmp_path / "settings.py"
+    planted.write_text('DB_PASSWORD = "hunter2-Xk9#mQ2vLp"\n'  # pragma: allowlist secret
+                       "KEY = '-----BEGIN RSA PRIVATE KEY-----'\n", encoding="utf-8")  # pragma: allowlist secret
+    found = scan(["settings.py"], tmp_path)
+    assert {r["type"] for r in found["settings.py"]} >= {"Secret Keyword", "Private Key"}
+
+
+@pytest.fixture(scope="module")
+def pii_run(example_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pii")
+    inbox = out / "inbox"
+    shutil.copytree(example_dir / "inbox", inbox)
+    survey = inbox / "survey_responses" / "part-0001.csv"
+    with open(survey, encoding="utf-8") as fh:
+        records = list(csv.DictReader(fh))
+    for r in records:
+        r.update(PII)
+    with open(survey, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    warehouse = out / "wh" / "warehouse.duckdb"
+    proc = subprocess.run([CLI, "run", "--inbox", str(inbox), "--warehouse", str(warehouse), "--through", "2024-06"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    status = subprocess.run([CLI, "status", "--warehouse", str(warehouse)], capture_output=True, text=True,
+                            timeout=120)
+    return warehouse, proc.stdout + proc.stderr + status.stdout + status.stderr
+
+
+def _text_values(conn, schema: str | None = None) -> str:
+    """Every value of every table (all columns as text) of a DuckDB database."""
+    where = f"where table_schema = '{schema}'" if schema else ""
+    tables = conn.execute(f"select table_schema, table_name from information_schema.tables {where}").fetchall()
+    out = []
+    for s, t in tables:
+        out += [" ".join(map(str, r)) for r in conn.execute(f'select * from "{s}"."{t}"').fetchall()]
+    return "\n".join(out)
+
+
+def test_survey_personal_data_never_leaves_the_raw_layer(pii_run):
+    warehouse, output = pii_run
+    # the planted values are there to be found: raw keeps the delivery as it came
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert PII["respondent_email"] in _text_values(conn, "raw")
+        published = {s: _text_values(conn, s) for s in ("staging", "marts", "marts_build", "quarantine")}
+    hashed = rows(warehouse, "select respondent_hash from marts.fct_survey_responses")
+    assert hashed and all(len(r["respondent_hash"]) == 64 for r in hashed)  # hashed, not dropped
+    # everything else the run wrote beside the warehouse: exports, report, checks, BI copy, dbt logs
+    texts = dict(published, output=output)
+    for path in warehouse.parent.rglob("*"):
+        if not path.is_file() or path == warehouse or path.name.startswith(warehouse.name):
+            continue
+        if path.suffix == ".duckdb":
+            with duckdb.connect(str(path), read_only=True) as conn:
+                texts[str(path)] = _text_values(conn)
+        elif path.suffix == ".parquet":
+            texts[str(path)] = _text_values_parquet(path)
+        else:
+            texts[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
+    assert any(p.endswith(".csv") for p in texts) and any(p.endswith(".html") for p in texts)
+    assert any(p.endswith("marts.duckdb") for p in texts) and any("/logs/" in p for p in texts)
+    leaks = [(where, value) for where, text in texts.items() for value in PII.values() if value in text]
+    assert leaks == []
+
+
+def _text_values_parquet(path: Path) -> str:
+    with duckdb.connect() as conn:
+        return "\n".join(" ".join(map(str, r)) for r in conn.execute(
+            "select * from read_parquet(?)", [str(path)]).fetchall())
+
+
+def test_links_out_of_the_inbox_are_never_read(example_dir, tmp_path):
+    """Fault: an inbox file that is a symlink to a file elsewhere (e.g. another team's data),
+    and a feed folder linked to a folder outside: both are quarantined as `outside_inbox`,
+    never opened; a second run does not quarantine them again."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(example_dir / "inbox", inbox)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    secret_orders = elsewhere / "orders.csv"
+    secret_orders.write_text((example_dir / "inbox" / "orders" / "part-0001.csv").read_text(encoding="utf-8")
+                             .replace("O-K1-", "O-LEAK-"), encoding="utf-8")
+    (inbox / "orders" / "part-0003.csv").symlink_to(secret_orders)
+    (elsewhere / "tier_overrides").mkdir()
+    (elsewhere / "tier_overrides" / "part-0001.csv").write_text(
+        "customer_id,eval_month,forced_tier,approved_by,reason,updated_at\n"
+        "K6,2024-06,A,someone,linked,2024-06-01T00:00:00Z\n", encoding="utf-8")
+    (inbox / "tier_overrides").symlink_to(elsewhere / "tier_overrides", target_is_directory=True)
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    for _ in range(2):
+        proc = subprocess.run([CLI, "run", "--inbox", str(inbox), "--warehouse", str(warehouse),
+                               "--through", "2024-06"], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    files = rows(warehouse, "select feed, file_name, reason from quarantine.files order by feed")
+    assert [(f["feed"], f["file_name"], f["reason"]) for f in files] == [
+        ("orders", "orders/part-0003.csv", "outside_inbox"),
+        ("tier_overrides", "tier_overrides/part-0001.csv", "outside_inbox")]
+    assert rows(warehouse, "select count(*) as n from raw.orders where order_id like 'O-LEAK-%'")[0]["n"] == 0
+    assert rows(warehouse, "select count(*) as n from raw.tier_overrides")[0]["n"] == 0
+    # a link that stays inside the inbox is an ordinary file
+    from keyaccounts.ingest.loader import _outside
+
+    os.symlink(inbox / "orders" / "part-0002.csv", inbox / "orders" / "part-0004.csv")
+    assert _outside(inbox / "orders" / "part-0004.csv", inbox) is None
+    assert _outside(inbox / "orders" / "part-0003.csv", inbox) == str(secret_orders.resolve())
