@@ -220,18 +220,24 @@ def _stage_content(stage, target, staged: _StagedFile, content: readers.FileCont
         return staged
     staged.encoding = content.encoding
     staged.temp_table = f"ingest_stage_{n}"
-    stage.register("incoming", _file_arrow(feed, content))
-    try:
-        stage.execute(
-            f"create or replace temp table {staged.temp_table} as "
-            f"select *, {reason_expression(feed)} as _reason from incoming"
-        )
-    finally:
-        stage.unregister("incoming")
-    staged.rows_read = len(content.rows)
-    staged.rows_bad = stage.execute(
-        f"select count(*) from {staged.temp_table} where _reason is not null"
-    ).fetchone()[0]
+    create = f"create or replace temp table {staged.temp_table} as select *, {reason_expression(feed)} as _reason from"
+    if content.parquet is not None:
+        scan, params = readers.scan_parquet_sql(content, feed.column_names)
+        try:
+            stage.execute(f"{create} ({scan}) as incoming", params)
+        except duckdb.Error as exc:  # a damaged page deep in the file: the file as a whole
+            staged.temp_table = None
+            staged.bad_reason, staged.bad_detail = "unreadable", str(exc).splitlines()[0]
+            return staged
+    else:
+        stage.register("incoming", _file_arrow(feed, content))
+        try:
+            stage.execute(f"{create} incoming")
+        finally:
+            stage.unregister("incoming")
+    staged.rows_read, staged.rows_bad = stage.execute(
+        f"select count(*), count(*) filter (where _reason is not null) from {staged.temp_table}"
+    ).fetchone()
     if stage is not target:
         _move_to_target(stage, target, staged)
     return staged

@@ -37,6 +37,10 @@ class FileContent:
     lines: list[int]  # 1-based source line (CSV: the line a record starts on; else row number)
     encoding: str | None = None
     extra_fields: list[bool] | None = None  # CSV: the record had more fields than the header
+    # Parquet: no rows in Python; the loader scans the file in DuckDB (`scan_parquet`), so a
+    # file of millions of rows costs no Python objects per value
+    parquet: Path | None = None
+    columns: dict[str, str] | None = None  # header name (stripped) -> the file's own column name
 
 
 def is_candidate(path: Path) -> bool:
@@ -111,10 +115,38 @@ def _read_with_duckdb(path: Path, function: str) -> FileContent:
     return FileContent(header, rows, list(range(1, len(rows) + 1)))
 
 
+def open_parquet(path: Path) -> FileContent:
+    """Read a Parquet file's schema only (a file without a valid footer fails here)."""
+    con = duckdb.connect()
+    try:
+        names = con.sql("select * from read_parquet(?)", params=[str(path)]).columns
+    except duckdb.Error as exc:
+        raise UnreadableFile("unreadable", str(exc).splitlines()[0]) from None
+    finally:
+        con.close()
+    columns = {n.strip(): n for n in names}
+    return FileContent(list(columns), [], [], parquet=path, columns=columns)
+
+
+def scan_parquet_sql(content: FileContent, wanted: tuple[str, ...]) -> tuple[str, list]:
+    """SQL (and its parameter) giving the file's rows as the contract's text columns, with
+    `_line` (the row's number in the file, from 1) and `_extra_fields` (false): the same
+    shape as the other readers, computed by DuckDB."""
+    from keyaccounts.warehouse import quote_ident
+
+    select = ", ".join(
+        f"cast({quote_ident(content.columns[c])} as varchar) as {quote_ident(c)}" if c in content.columns
+        else f"cast(null as varchar) as {quote_ident(c)}"
+        for c in wanted
+    )
+    return (f"select {select}, file_row_number + 1 as _line, false as _extra_fields "
+            f"from read_parquet(?, file_row_number = true)", [str(content.parquet)])
+
+
 def read_file(path: Path) -> FileContent:
     name = path.name
     if name.endswith(".parquet"):
-        return _read_with_duckdb(path, "read_parquet")
+        return open_parquet(path)
     if name.endswith(".jsonl"):
         if path.stat().st_size == 0:
             raise UnreadableFile("empty", "the file is empty")
