@@ -15,13 +15,8 @@ from keyaccounts import orchestration as ka
 @dag(
     dag_id="ingest",
     schedule=ka.daily_timetable(),
-    start_date=ka.START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=ka.DEFAULT_ARGS,
-    tags=[*ka.TAGS, "ingest"],
     doc_md=__doc__,
-    params=ka.params(),
+    **ka.dag_args("ingest"),
 )
 def ingest():
     ka.ingest_task(ka.settings_task())

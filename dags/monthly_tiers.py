@@ -17,13 +17,8 @@ from keyaccounts import orchestration as ka
 @dag(
     dag_id="monthly_tiers",
     schedule=ka.monthly_timetable(),
-    start_date=ka.START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=ka.DEFAULT_ARGS,
-    tags=[*ka.TAGS, "tiers", "publish"],
     doc_md=__doc__,
-    params=ka.params(),
+    **ka.dag_args("tiers", "publish"),
 )
 def monthly_tiers():
     run_settings = ka.settings_task()

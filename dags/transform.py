@@ -16,13 +16,8 @@ from keyaccounts import orchestration as ka
 @dag(
     dag_id="transform",
     schedule=AssetAny(*ka.feed_assets()),
-    start_date=ka.START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=ka.DEFAULT_ARGS,
-    tags=[*ka.TAGS, "transform", "dbt"],
     doc_md=__doc__,
-    params=ka.params(),
+    **ka.dag_args("transform", "dbt"),
 )
 def transform():
     run_settings = ka.settings_task()

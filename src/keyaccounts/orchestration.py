@@ -244,6 +244,12 @@ def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
     )
 
 
+def dag_args(*tags: str) -> dict:
+    """What every keyaccounts DAG shares (dates, retries, params, one run at a time)."""
+    return dict(start_date=START_DATE, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
+                tags=[*TAGS, *tags], params=params())
+
+
 def run_date(context) -> datetime:
     """The run's logical date; asset-triggered and manual runs may have none (Airflow 3),
     then the time the run was due."""
