@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from keyaccounts.config import DBT_PROJECT_DIR, STATE_DIR, RunConfig
 from keyaccounts.errors import InputError
-from keyaccounts.warehouse import is_postgres
 from keyaccounts.ingest.contract import FEEDS
 
 BUSINESS_TZ = os.environ.get("KEYACCOUNTS_BUSINESS_TZ", "Asia/Shanghai")
@@ -118,6 +117,8 @@ def resolve_settings(params: dict, logical_date: datetime) -> dict:
     """Everything a run needs, as a JSON-able dict (it travels by XCom to the dbt tasks)."""
     def pick(param: str, variable: str, env: str, default: str) -> str:
         return str(params.get(param) or _variable(variable) or os.environ.get(env) or default)
+
+    from keyaccounts.warehouse import is_postgres  # not at parse time: it imports DuckDB
 
     base = STATE_DIR / "airflow"
     warehouse = pick("warehouse", "keyaccounts_warehouse", "KEYACCOUNTS_WAREHOUSE", str(base / "warehouse.duckdb"))
