@@ -35,18 +35,18 @@
 {%- endmacro %}
 
 {% macro potential_level(b, rev, prev) -%}
+    {#- b * rev / prev in double precision, and that quotient snapped to 6 places -#}
+    {%- set quotient = to_double(b, 16) ~ " * " ~ to_double(rev, 16) ~ " / " ~ to_double(prev, 16) -%}
+    {%- set short = to_decimal(quotient, 6) -%}
     case
         when {{ prev }} = 0 then cast({{ b }} as {{ money_type() }})
         when {{ rev }} <= {{ var('potential_factor_min') }} * {{ prev }}
             then cast({{ b }} * cast({{ var('potential_factor_min') }} as decimal(10, 4)) as {{ money_type() }})
         when {{ rev }} >= {{ var('potential_factor_max') }} * {{ prev }}
             then cast({{ b }} * cast({{ var('potential_factor_max') }} as decimal(10, 4)) as {{ money_type() }})
-        when abs(cast({{ b }} as double) * cast({{ rev }} as double) / cast({{ prev }} as double)
-                 - cast(cast(cast({{ b }} as double) * cast({{ rev }} as double) / cast({{ prev }} as double)
-                             as decimal(38, 6)) as double))
-             <= 1e-9 * greatest(1, abs(cast({{ b }} as double)))
-            then cast(cast(cast({{ b }} as double) * cast({{ rev }} as double) / cast({{ prev }} as double)
-                           as decimal(38, 6)) as {{ money_type() }})
+        when abs({{ quotient }} - {{ to_double(short, 6) }})
+             <= 1e-9 * greatest(1, abs({{ to_double(b, 16) }}))
+            then cast({{ short }} as {{ money_type() }})
         else {{ money_mul(b, safe_ratio(rev, prev)) }}
     end
 {%- endmacro %}

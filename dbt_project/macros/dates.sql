@@ -35,14 +35,24 @@
 {% macro parse_timestamp_utc(col) -%}
     {#- ISO 8601 allows minute precision; DuckDB's cast needs seconds (the ingest check does the same) -#}
     {%- set col = "regexp_replace(trim(" ~ col ~ "), '^([0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2})(Z|[+-].*)?$', '\\1:00\\2')" -%}
+    {#- digits past the microsecond are dropped (DuckDB's cast truncates them, PostgreSQL's would round) -#}
+    {%- set col = "regexp_replace(" ~ col ~ ", '([.][0-9]{6})[0-9]+', '\\1')" -%}
+    {%- set offset_at_end %}'[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$'{% endset -%}
     case
         when nullif(trim({{ col }}), '') is null then null
         -- an offset only counts after a time of day: '2024-05-02' ends in '-02', which is no offset
-        when regexp_matches(trim({{ col }}), '[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$')
+        when {{ matches_regex("trim(" ~ col ~ ")", offset_at_end) }}
             then {{ tz_to_utc("cast(trim(" ~ col ~ ") as timestamptz)") }}
         else {{ local_to_utc("cast(trim(" ~ col ~ ") as timestamp)") }}
     end
 {%- endmacro %}
+
+{# Whether text matches a regular expression (a quoted SQL literal) anywhere. #}
+{% macro matches_regex(expr, pattern) -%}
+    {{ return(adapter.dispatch('matches_regex', 'keyaccounts')(expr, pattern)) }}
+{%- endmacro %}
+{% macro default__matches_regex(expr, pattern) -%} ({{ expr }} ~ {{ pattern }}) {%- endmacro %}
+{% macro duckdb__matches_regex(expr, pattern) -%} regexp_matches({{ expr }}, {{ pattern }}) {%- endmacro %}
 
 {% macro tz_to_utc(tstz) -%} timezone('UTC', {{ tstz }}) {%- endmacro %}
 {% macro local_to_utc(ts) -%} timezone('UTC', timezone('{{ var("business_time_zone") }}', {{ ts }})) {%- endmacro %}

@@ -1,5 +1,6 @@
 -- metrics.md "Satisfaction and loyalty": survey counts over W(M) by the local date of
 -- submitted_at, NPS and CSAT from them, and the loyalty score's three parts.
+-- Quotients are in double precision (to_double): published values are snapped from them.
 with spine as (
     select
         customer_id,
@@ -73,11 +74,13 @@ measures as (
         cast(w.detractors_12m as bigint) as detractors_12m,
         case
             when w.nps_responses_12m > 0
-                then 100.0 * (w.promoters_12m - w.detractors_12m) / w.nps_responses_12m
+                then
+                    {{ to_double('100 * (w.promoters_12m - w.detractors_12m)') }}
+                    / {{ to_double('w.nps_responses_12m') }}
         end as nps_12m,
         case
             when w.satisfaction_responses_12m > 0
-                then 1.0 * w.satisfaction_sum_12m / w.satisfaction_responses_12m
+                then {{ to_double('w.satisfaction_sum_12m') }} / {{ to_double('w.satisfaction_responses_12m') }}
         end as csat_12m,
         sales.active_months_12m,
         sales.tenure_months
@@ -91,9 +94,9 @@ measures as (
 parts as (
     select
         *,
-        1.0 * active_months_12m / {{ var('window_months') }} as loyalty_frequency,
-        1.0 * least(tenure_months, {{ var('loyalty_tenure_cap_months') }}) / {{ var('loyalty_tenure_cap_months') }}
-            as loyalty_tenure,
+        {{ to_double('active_months_12m') }} / {{ var('window_months') }} as loyalty_frequency,
+        {{ to_double('least(tenure_months, ' ~ var('loyalty_tenure_cap_months') ~ ')') }}
+        / {{ var('loyalty_tenure_cap_months') }} as loyalty_tenure,
         case
             when nps_12m is not null then (nps_12m + 100) / 200
             when csat_12m is not null then (csat_12m - 1) / 4

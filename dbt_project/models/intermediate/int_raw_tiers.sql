@@ -40,7 +40,7 @@ select
     r.value_rank,
     r.value_before,
     r.value_total,
-    {{ safe_ratio('r.value_before', 'r.value_total') }} as share_before,
+    {{ safe_ratio('r.value_before', 'r.value_total', input_scale=2) }} as share_before,
     case
         when r.value_rank is null then 'C'
         when r.value_before < {{ var('tier_a_share') }} * r.value_total then 'A'

@@ -1,7 +1,8 @@
 -- metrics.md "Assigned tier, with a grace period against flapping" and manual overrides.
 -- The rule is sequential per customer, so it runs as a recursive query that advances all
 -- customers one month per step (set-based: 36 steps for three years, whatever the count
--- of customers). Tiers compare as letters: 'A' < 'B' < 'C' means better.
+-- of customers). Tiers compare as letters: 'A' < 'B' < 'C' means better (the same order in
+-- every collation, so no byte_order is needed).
 with recursive months as (
     select
         r.customer_id,
@@ -21,12 +22,12 @@ assigned as (
         seq,
         raw_tier,
         coalesce(override_tier, raw_tier) as tier,
-        cast(null as varchar) as previous_tier,
+        cast(null as {{ dbt.type_string() }}) as previous_tier,
         case when override_tier is not null then 'override' else 'new' end as tier_change,
         0 as months_below,
         -- state handed to the next month: length and best raw tier of the current run below
         0 as run_below,
-        cast(null as varchar) as run_best
+        cast(null as {{ dbt.type_string() }}) as run_best
     from months
     where seq = 1
 

@@ -8,7 +8,7 @@ with latest_tier as (
             customer_id,
             eval_month,
             tier,
-            row_number() over (partition by customer_id order by eval_month desc) as recency
+            row_number() over (partition by customer_id order by {{ byte_order('eval_month') }} desc) as recency
         from {{ ref('customer_tier_monthly') }}
     ) as t
     where recency = 1

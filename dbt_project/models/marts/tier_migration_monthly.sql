@@ -49,6 +49,7 @@ select
     from_tier,
     to_tier,
     cast(customers as bigint) as customers,
-    {{ publish_round(safe_ratio('customers', 'sum(customers) over (partition by eval_month, from_tier)'), 4) }}
-        as share_of_from
+    {{ publish_round(
+        safe_ratio('customers', 'sum(customers) over (partition by eval_month, from_tier)', input_scale=0), 4
+    ) }} as share_of_from
 from counted

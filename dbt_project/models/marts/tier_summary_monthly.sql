@@ -49,10 +49,11 @@ select
     eval_month,
     tier,
     cast(customers as bigint) as customers,
-    {{ publish_round(safe_ratio('customers', 'sum(customers) over (partition by eval_month)'), 4) }}
+    {{ publish_round(safe_ratio('customers', 'sum(customers) over (partition by eval_month)', input_scale=0), 4) }}
         as share_of_customers,
-    {{ publish_round(safe_ratio('value_score_sum', 'sum(value_score_sum) over (partition by eval_month)'), 4) }}
-        as share_of_value,
+    {{ publish_round(
+        safe_ratio('value_score_sum', 'sum(value_score_sum) over (partition by eval_month)', input_scale=2), 4
+    ) }} as share_of_value,
     cast(revenue_12m as {{ money_type() }}) as revenue_12m,
     {{ publish_round('mean_collection_rate', 4) }} as mean_collection_rate,
     {{ publish_round('mean_nps', 1) }} as mean_nps
