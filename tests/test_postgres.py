@@ -260,3 +260,27 @@ def test_a_second_run_on_a_busy_postgres_warehouse_fails_at_once(example_dir, pg
         holder.close()
     assert proc.returncode == 4
     assert "in use by another keyaccounts run" in proc.stderr
+
+
+def test_bad_rows_are_quarantined_in_postgres_too(tmp_path):
+    """The contract's checks run the same for a PostgreSQL warehouse: good rows to raw, bad
+    rows to quarantine with their reasons, even a value holding a NUL character (which
+    PostgreSQL text cannot store)."""
+    from keyaccounts.ingest.loader import ingest_inbox
+    from keyaccounts.warehouse import connection
+
+    folder = tmp_path / "inbox" / "orders"
+    folder.mkdir(parents=True)
+    base = dict(order_id="O1", customer_id="K1", order_date="2024-03-01", status="completed", currency="CNY",
+                list_amount="110", net_amount="100", updated_at="2024-03-02T08:00:00+08:00")
+    records = [base, dict(base, order_id="O2", status="shipped"), dict(base, order_id="O3", customer_id="K\x001")]
+    (folder / "part-0001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    with pg_database("ka_q") as url:
+        with connection(url) as conn:
+            result = ingest_inbox(conn, tmp_path / "inbox", "run-1", reject_threshold=1.0)
+        assert result.feeds["orders"].rows_loaded == 1 and result.feeds["orders"].rows_quarantined == 2
+        assert [r["order_id"] for r in pg_rows(url, "select order_id from raw.orders")] == ["O1"]
+        bad = pg_rows(url, "select order_id, customer_id, _reason from quarantine.orders order by order_id")
+        assert [(r["order_id"], r["_reason"]) for r in bad] == [("O2", "not_allowed:status"),
+                                                               ("O3", "nul_character:customer_id")]
+        assert bad[1]["customer_id"] == "K\ufffd1"

@@ -253,7 +253,9 @@ class PgConnection:
                 return "\\N"
             if isinstance(v, bool):
                 return "t" if v else "f"
-            return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+            # NUL cannot be stored in PostgreSQL text (rows holding one are quarantined: U+FFFD marks it)
+            return (str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                    .replace("\r", "\\r").replace("\x00", "\ufffd"))
 
         buffer = io.StringIO()
         for row in rows:

@@ -188,6 +188,7 @@ ROW_REASONS = {
     "due_before_invoice": "due_date before invoice_date",
     "not_approved": "tier override without approved_by",
     "too_many_fields": "the record has more (non-empty) fields than the header",
+    "nul_character": "a NUL character (byte 0) inside a value",
 }
 FILE_REASONS = {
     "missing_columns": "a required column is absent from the header",

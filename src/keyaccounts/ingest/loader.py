@@ -116,7 +116,9 @@ def _row_rule_checks(feed: Feed) -> list[str]:
 def reason_expression(feed: Feed) -> str:
     # a record with more fields than the header cannot be aligned with its columns
     width = "case when _extra_fields then 'too_many_fields' end"
-    checks = [width] + [c for col in feed.columns for c in _column_checks(col)] + _row_rule_checks(feed)
+    # a NUL character is no text any SQL warehouse stores (PostgreSQL refuses it)
+    nul = [f"case when strpos({quote_ident(c)}, chr(0)) > 0 then 'nul_character:{c}' end" for c in feed.column_names]
+    checks = [width] + nul + [c for col in feed.columns for c in _column_checks(col)] + _row_rule_checks(feed)
     return f"nullif(concat_ws(';', {', '.join(checks)}), '')"
 
 
