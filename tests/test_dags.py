@@ -74,7 +74,8 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(sys.argv[1])
 out = {"errors": {k: str(v) for k, v in bag.import_errors.items()},
        "stats": {s.file: s.duration.total_seconds() for s in bag.dagbag_stats},
-       "duckdb_imported": "duckdb" in sys.modules, "dags": {}}
+       "duckdb_imported": "duckdb" in sys.modules,
+       "dbt_imported": sorted(m for m in sys.modules if m == "dbt" or m.startswith("dbt.")), "dags": {}}
 for dag_id, dag in bag.dags.items():
     tt = dag.timetable
     out["dags"][dag_id] = {
@@ -121,7 +122,10 @@ def test_dag_policy(dagbag_report):
 
 
 def test_dags_parse_fast_without_touching_the_warehouse(dagbag_report):
-    assert all(seconds < 1.0 for seconds in dagbag_report["stats"].values()), dagbag_report["stats"]
+    """Parsing is fast by construction (no timing here: that is the benchmark's job): Cosmos
+    renders the dbt project from the manifest without loading dbt, and nothing opens the
+    warehouse or even imports DuckDB."""
+    assert dagbag_report["dbt_imported"] == []
     assert not dagbag_report["warehouse_created"]
     assert not dagbag_report["duckdb_imported"]
 
