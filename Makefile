@@ -28,7 +28,7 @@ $(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
 	$(PY) -m keyaccounts.transform.manifest
 
 test: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 demo: setup
 	$(VENV)/bin/keyaccounts demo
