@@ -497,9 +497,10 @@ def test_ingest_runs_reports_per_feed_stats_with_updates(conn, inbox):
     assert fetch(conn, f"select {columns} from audit.ingest_runs where run_id = 'run-1' and feed = 'customers'") == [
         (1, 1, 0, 0, 1, 1, 0, 0),
     ]
-    # one row per feed of the contract, also for feeds without a folder
+    # one row per feed of the contract, also for feeds without a folder (interactions: issue 11)
     assert {r[0] for r in fetch(conn, "select feed from audit.ingest_runs where run_id = 'run-1'")} == {
         "customers", "orders", "invoices", "payments", "survey_responses", "fx_rates", "tier_overrides",
+        "interactions",
     }
 
     # a later run re-delivering O1 counts one update in that run

@@ -23,7 +23,10 @@
    comparing revenues. Unclamped, d = b * rev / prev: when that quotient has a short decimal
    expansion (up to 6 places, e.g. 3,207,204.05) it is taken exactly; otherwise the factor
    carries 16 significant decimals (docs/decisions.md). #}
-{% macro potential_factor(rev, prev) -%}
+{% macro potential_factor(rev, prev, projected='projected_revenue_12m') -%}
+    {%- if potential_model() == 'regression' -%}
+        {{ return(regression_potential_factor(rev, projected)) }}
+    {%- endif -%}
     case
         when {{ prev }} = 0 then cast(1 as decimal(38, 16))
         when {{ rev }} <= {{ var('potential_factor_min') }} * {{ prev }}
@@ -34,7 +37,10 @@
     end
 {%- endmacro %}
 
-{% macro potential_level(b, rev, prev) -%}
+{% macro potential_level(b, rev, prev, projected='projected_revenue_12m') -%}
+    {%- if potential_model() == 'regression' -%}
+        {{ return(money_mul(b, regression_potential_factor(rev, projected))) }}
+    {%- endif -%}
     {#- b * rev / prev in double precision, and that quotient snapped to 6 places -#}
     {%- set quotient = to_double(b, 16) ~ " * " ~ to_double(rev, 16) ~ " / " ~ to_double(prev, 16) -%}
     {%- set short = to_decimal(quotient, 6) -%}
@@ -48,6 +54,35 @@
              <= 1e-9 * greatest(1, abs({{ to_double(b, 16) }}))
             then cast({{ short }} as {{ money_type() }})
         else {{ money_mul(b, safe_ratio(rev, prev)) }}
+    end
+{%- endmacro %}
+
+{# d by var potential_model: `growth`, the spec's rule above (the default), or `regression`
+   (docs/forecasts.md): the revenue the customer's shrunk trend projects over the next window_months
+   months (int_potential_regression, a dbt Python model, so DuckDB only) stands for
+   revenue_12m * (1 + growth_rate): factor = clamp(projected / revenue_12m, min, max), decided by
+   comparing revenues as above; 1 when revenue_12m is 0 or nothing is projected. #}
+{% macro potential_model() -%}
+    {%- set model = var('potential_model', 'growth') -%}
+    {%- if model not in ('growth', 'regression') -%}
+        {{ exceptions.raise_compiler_error("var potential_model must be growth or regression, got: " ~ model) }}
+    {%- endif -%}
+    {%- if model == 'regression' and target.type != 'duckdb' -%}
+        {{ exceptions.raise_compiler_error(
+            "potential_model=regression needs the DuckDB warehouse: the regression is a dbt Python model, which "
+            ~ "dbt-" ~ target.type ~ " cannot run. Use potential_model=growth (the default) on " ~ target.type ~ ".") }}
+    {%- endif -%}
+    {{ return(model) }}
+{%- endmacro %}
+
+{% macro regression_potential_factor(rev, projected) -%}
+    case
+        when {{ projected }} is null or {{ rev }} = 0 then cast(1 as decimal(38, 16))
+        when {{ projected }} <= {{ var('potential_factor_min') }} * {{ rev }}
+            then cast({{ var('potential_factor_min') }} as decimal(38, 16))
+        when {{ projected }} >= {{ var('potential_factor_max') }} * {{ rev }}
+            then cast({{ var('potential_factor_max') }} as decimal(38, 16))
+        else {{ safe_ratio(projected, rev) }}
     end
 {%- endmacro %}
 

@@ -1,5 +1,6 @@
 {# metrics.md "Risk flags": a comma-separated list in a fixed order, '' when none. Each
-   threshold compares unrounded values without division. #}
+   threshold compares unrounded values without division. The programme's two flags
+   (docs/programme.md) come last, computed in int_interaction_windows (false without interactions). #}
 {% macro risk_flags() -%}
     concat_ws(',',
         case when billed_due_12m > 0
@@ -11,7 +12,9 @@
             then 'declining' end,
         case when last_order_date is null
                 or last_order_date <= month_end - {{ var('risk_inactive_days') }}
-            then 'inactive_{{ var("risk_inactive_days") }}d' end
+            then 'inactive_{{ var("risk_inactive_days") }}d' end,
+        case when complaints_rising then 'complaints_rising' end,
+        case when under_visited then 'under_visited' end
     )
 {%- endmacro %}
 

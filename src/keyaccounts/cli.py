@@ -243,6 +243,7 @@ def cmd_export(args) -> int:
     from keyaccounts.config import parse_month
     from keyaccounts.errors import InputError
     from keyaccounts.publish.exports import export_month
+    from keyaccounts.publish.managers import export_managers
     from keyaccounts.publish.report import build_report
     from keyaccounts.warehouse import connection
 
@@ -251,7 +252,8 @@ def cmd_export(args) -> int:
         if not _has_table(conn, "marts", "published_tiers") or not conn.execute(
                 "select count(*) from marts.published_tiers where eval_month = ?", [month]).fetchone()[0]:
             raise InputError(f"month {month} was never published in {args.warehouse}")
-        for path in export_month(conn, month, args.out) + [build_report(conn, month, args.out)]:
+        for path in export_month(conn, month, args.out) + [export_managers(conn, month, args.out),
+                                                           build_report(conn, month, args.out)]:
             print(f"export: {path}")
     return 0
 

@@ -80,6 +80,13 @@ class RunConfig:
         self.exports_dir = Path(self.exports_dir)
         if not 0 <= self.reject_threshold <= 1:
             raise InputError("the reject threshold is a share between 0 and 1")
+        potential_model = str(self.dbt_vars.get("potential_model", "growth"))
+        if potential_model not in ("growth", "regression"):
+            raise InputError(f"potential_model must be growth or regression, got {potential_model!r}")
+        if self.on_postgres and potential_model == "regression":
+            # the regression potential is a dbt Python model: dbt-postgres cannot run it (docs/forecasts.md)
+            raise InputError("potential_model=regression needs a DuckDB warehouse (its model is a dbt Python model, "
+                             "which dbt-postgres cannot run); use the default potential_model=growth on PostgreSQL")
         self.check_restate()
 
     @property

@@ -15,6 +15,7 @@ from keyaccounts.errors import InputError
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.ingest.sql_source import SqlSource
 from keyaccounts.publish.exports import export_month
+from keyaccounts.publish.managers import export_managers
 from keyaccounts.publish import wap
 from keyaccounts.publish.bi_copy import stage_bi_copy
 from keyaccounts.publish.pending import PendingFiles
@@ -111,6 +112,7 @@ def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
         def write_files(result: wap.PublishResult) -> None:
             checkpoint("publish")
             paths.extend(export_month(conn, cfg.through, cfg.exports_dir, pending))
+            paths.append(export_managers(conn, cfg.through, cfg.exports_dir, pending))
             paths.append(build_report(conn, cfg.through, cfg.exports_dir, pending))
             checkpoint("exports")
             if not cfg.on_postgres:  # on PostgreSQL, BI reads the marts through its read-only role

@@ -11,12 +11,18 @@ with base as (
         sales.growth_rate,
         rec.billed_due_12m,
         rec.collected_12m,
-        rec.collection_rate_12m
+        rec.collection_rate_12m{% if potential_model() == 'regression' %},
+        reg.projected_revenue_12m{% endif %}
     from {{ ref('int_customer_months') }} as s
     inner join {{ ref('int_sales_windows') }} as sales
         on s.customer_id = sales.customer_id and s.month_idx = sales.month_idx
     inner join {{ ref('int_receivables_windows') }} as rec
         on s.customer_id = rec.customer_id and s.month_idx = rec.month_idx
+    {%- if potential_model() == 'regression' %}
+    -- d by regression (var potential_model, docs/forecasts.md)
+    left join {{ ref('int_potential_regression') }} as reg
+        on s.customer_id = reg.customer_id and s.month_idx = reg.month_idx
+    {%- endif %}
 ),
 
 coefficients as (

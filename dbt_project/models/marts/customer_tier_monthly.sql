@@ -27,7 +27,9 @@ with joined as (
         sales.growth_rate,
         sales.revenue_12m,
         sales.revenue_prev_12m,
-        sales.last_order_date
+        sales.last_order_date,
+        ix.complaints_rising,
+        ix.under_visited
     from {{ ref('int_customer_months') }} as m
     inner join {{ ref('stg_customers') }} as c on m.customer_id = c.customer_id
     inner join {{ ref('int_raw_tiers') }} as r on m.customer_id = r.customer_id and m.month_idx = r.month_idx
@@ -38,6 +40,8 @@ with joined as (
         on m.customer_id = loy.customer_id and m.month_idx = loy.month_idx
     inner join {{ ref('int_sales_windows') }} as sales
         on m.customer_id = sales.customer_id and m.month_idx = sales.month_idx
+    inner join {{ ref('int_interaction_windows') }} as ix
+        on m.customer_id = ix.customer_id and m.month_idx = ix.month_idx
     left join {{ ref('stg_tier_overrides') }} as o
         on m.customer_id = o.customer_id and m.eval_month = o.eval_month and t.tier_change = 'override'
 ),

@@ -41,3 +41,18 @@ select
     source_line
 from {{ ref('int_payments_applied') }}
 where not_applied_reason = 'currency_mismatch'
+
+union all
+
+-- an interaction closed before it was opened (docs/programme.md): counts nowhere
+select
+    'interactions' as feed,
+    interaction_id as record_id,
+    customer_id,
+    cast(null as varchar) as currency,
+    {{ month_label("cast(date_trunc('month', opened_on) as date)") }} as row_month,
+    'closed_before_opened' as reason,
+    source_file,
+    source_line
+from {{ ref('stg_interactions') }}
+where closed_before_opened

@@ -9,6 +9,7 @@ row, so a file is either fully recorded or not at all.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,8 +110,30 @@ def _row_rule_checks(feed: Feed) -> list[str]:
         for col in feed.columns:
             if col.kind == "date" and col.name in predicate:
                 typed = typed.replace(col.name, f"try_cast(nullif(trim({quote_ident(col.name)}), '') as date)")
+        stamps = [c.name for c in feed.columns if c.kind == "timestamp" and re.search(rf"\b{c.name}\b", typed)]
+        if stamps:
+            typed = _timestamp_rule(typed, stamps)
         checks.append(f"case when coalesce(not ({typed}), false) then '{code}' end")
     return checks
+
+
+# a time of day followed by an offset (the same test as the dbt macro parse_timestamp_utc)
+OFFSET_RE = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
+def _timestamp_rule(predicate: str, names: list[str]) -> str:
+    """A rule over timestamps: as instants when every input carries an offset, as local times when
+    none does; a mix (one with an offset, one without) needs the business time zone, so it is
+    left to staging (dbt: held_back), and passes here."""
+    values = {n: f"nullif(trim({quote_ident(n)}), '')" for n in names}
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+
+    def typed(kind: str) -> str:
+        return pattern.sub(lambda m: f"try_cast({with_seconds(values[m.group(1)])} as {kind})", predicate)
+
+    offset = {n: f"regexp_matches({v}, '{OFFSET_RE}')" for n, v in values.items()}
+    return (f"case when {' and '.join(offset.values())} then ({typed('timestamptz')}) "
+            f"when not ({' or '.join(offset.values())}) then ({typed('timestamp')}) end")
 
 
 def reason_expression(feed: Feed) -> str:

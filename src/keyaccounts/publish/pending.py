@@ -30,6 +30,13 @@ class PendingFiles:
         self._moves.append((tmp, final))
         return tmp
 
+    def temp_in(self, folder: Path, name: str, final: Path) -> Path:
+        """A temporary file `name` in an existing `folder` (same file system) for a `final` whose
+        own folder may not exist yet: the commit creates it, so a failed publish leaves no new folder."""
+        tmp = folder / name
+        self._moves.append((tmp, final))
+        return tmp
+
     def scratch(self, path: Path) -> Path:
         self._scratch.append(path)
         return path
@@ -43,6 +50,8 @@ class PendingFiles:
 
     def commit(self) -> None:
         for tmp, final in self._moves:
+            if tmp.parent != final.parent:
+                final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
         self._moves.clear()
         for fn in self._after:

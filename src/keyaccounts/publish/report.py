@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from keyaccounts.publish.forecast_report import forecast_section
+from keyaccounts.publish.managers import manager_section
 from keyaccounts.publish.pending import PendingFiles, write_now
 
 TIER_COLORS = {"A": "#1b7837", "B": "#f1a340", "C": "#999999"}
@@ -108,6 +110,8 @@ th{{background:#f4f4f4}} .empty{{color:#888}}</style></head>
 {_table(at_risk.head(30), ['customer_id', 'customer_name', 'account_manager', 'tier', 'risk_flags',
                            'collection_rate_12m', 'nps_12m'],
         ['客户 ID', '客户名称', '客户经理', '等级', '风险', '回款率', 'NPS'])}
+{forecast_section(conn, month, layout)}
+{manager_section(conn, month)}
 </body></html>"""
     out_dir.mkdir(parents=True, exist_ok=True)
     pending.sweep(out_dir, "report_*.tmp")
