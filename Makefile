@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(STATE)/uv/bin/uv)
 
 MANIFEST := $(STATE)/dbt/manifest/manifest.json
-DBT_SOURCES := $(shell find dbt_project -name '*.sql' -o -name '*.yml' 2>/dev/null | grep -v '/target/')
+DBT_SOURCES := $(shell find dbt_project -name '*.sql' -o -name '*.yml' -o -name '*.py' -o -name '*.csv' 2>/dev/null | grep -v '/target/')
 
 .PHONY: setup test demo airflow lint clean
 
