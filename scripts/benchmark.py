@@ -1,6 +1,7 @@
 """Benchmark: the pipeline beside a one-query DuckDB floor and a plain pandas implementation.
 
     .venv/bin/python scripts/benchmark.py --scale S|M|L [--json FILE] [--csv] [--workdir DIR]
+        [--ref GIT-REF] [--skip-pipeline] [--floor-memory-limit 8GB] [--rss-limit-gb 16]
 
 One run
 1. generates (or reuses) a deterministic inbox at the scale: every feed of sources.md over three
@@ -28,7 +29,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import subprocess
@@ -620,8 +620,6 @@ def floor_sql(inbox: Path, through: str, months: str = "last") -> str:
 
 def floor_tier_table(inbox: Path, through: str, months: str = "last"):
     """The floor: one DuckDB query from the inbox files to the tier table (a pandas DataFrame)."""
-    import duckdb
-
     con = floor_connection()
     try:
         return con.execute(floor_sql(inbox, through, months)).df()
@@ -638,7 +636,7 @@ def floor_connection():
 
     con = duckdb.connect()
     con.execute(f"set TimeZone = {_sql_str(BUSINESS_TZ)}")
-    con.execute(f"set memory_limit = {_sql_str(FLOOR_MEMORY_LIMIT)}")
+    con.execute(f"set memory_limit = {_sql_str(os.environ.get('BENCHMARK_FLOOR_MEMORY_LIMIT', FLOOR_MEMORY_LIMIT))}")
     return con
 
 
@@ -646,20 +644,33 @@ def floor_connection():
 # pandas: what a user might write instead (plain pandas + numpy, one month at a time)
 # ---------------------------------------------------------------------------------------------
 
+PD_COLUMNS = {  # the columns the tier table needs (a user reads only those)
+    "customers": ["customer_id", "scope", "signed_on", "updated_at"],
+    "orders": ["order_id", "customer_id", "order_date", "status", "currency", "net_amount", "updated_at"],
+    "invoices": ["invoice_id", "customer_id", "invoice_date", "due_date", "currency", "amount", "updated_at"],
+    "payments": ["payment_id", "invoice_id", "currency", "amount", "payment_date", "updated_at"],
+    "survey_responses": ["response_id", "customer_id", "submitted_at", "nps_score", "satisfaction", "updated_at"],
+    "fx_rates": ["currency", "month", "rate_to_reporting"],
+    "tier_overrides": ["customer_id", "eval_month", "tier", "reason", "approved_by", "updated_at"],
+}
+
+
 def _pd_read(inbox: Path, feed: str):
     import pandas as pd
 
+    cols = PD_COLUMNS[feed]
     frames = []
     for path in feed_files(inbox, feed):
         if path.name.endswith(".parquet"):
-            df = pd.read_parquet(path, dtype_backend="pyarrow")
+            df = pd.read_parquet(path, columns=cols, dtype_backend="pyarrow")
         else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+            df = pd.read_csv(path, usecols=cols, dtype=str, keep_default_na=False, na_values=[""],
+                             encoding="utf-8-sig")
         df["_file"] = path.name
         df["_line"] = np.arange(len(df))
         frames.append(df)
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=str) for c in FEED_COLUMNS[feed] + ["_file"]} | {"_line": []})
+        return pd.DataFrame({c: pd.Series(dtype=str) for c in cols + ["_file"]} | {"_line": []})
     return pd.concat(frames, ignore_index=True)
 
 
@@ -1386,6 +1397,9 @@ def benchmark(scale: str, fmt: str, workdir: Path, rss_limit_mb: float, log=prin
             + (f" ABORTED: {res.aborted}" if res.aborted else ""))
         if res.returncode != 0:
             tail = res.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
+            errors = [line for line in tail if "Error" in line or "error:" in line]
+            figures.setdefault("failures", {})[name] = res.aborted or (errors[-1][:200] if errors else
+                                                                        f"exit {res.returncode}")
             problems.append(f"{name} failed (exit {res.returncode}{', ' + res.aborted if res.aborted else ''}); "
                             f"log {res.log}:\n    " + "\n    ".join(tail))
         return res
@@ -1396,13 +1410,17 @@ def benchmark(scale: str, fmt: str, workdir: Path, rss_limit_mb: float, log=prin
                    floor_cpu_s=round(floor.cpu_s, 1), pandas_s=round(pandas_res.seconds, 2),
                    pandas_peak_rss_mb=round(pandas_res.peak_rss_mb), pandas_cpu_s=round(pandas_res.cpu_s, 1))
 
+    figures["floor_memory_limit"] = os.environ.get("BENCHMARK_FLOOR_MEMORY_LIMIT", FLOOR_MEMORY_LIMIT)
     if skip_pipeline:
         figures["ratios"] = {}
-        compared = compare({"floor": _table_rows(results / "floor.parquet", through),
-                            "pandas": _table_rows(results / "pandas.parquet", through)})
         figures["tables_agree"] = None
-        figures["floor_equals_pandas"] = not compared
-        return figures, problems + compared
+        if floor.returncode == 0 and pandas_res.returncode == 0:
+            compared = compare({"floor": _table_rows(results / "floor.parquet", through),
+                                "pandas": _table_rows(results / "pandas.parquet", through)})
+            figures["floor_equals_pandas"] = not compared
+            problems += compared
+        figures["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+        return figures, problems
     run_args = ["run", "--inbox", str(inbox), "--warehouse", str(warehouse), "--through", through]
     full = child("pipeline", _self("_pipeline", str(results / "pipeline-timings.json"), *run_args),
                  env=code_env, cwd=code_dir)
@@ -1494,8 +1512,11 @@ def report(f: dict) -> str:
         lines.append(f"{name:<34}{'-' if s is None else f'{s:,.1f}':>10}{'' if cpu is None else f'{cpu:,.1f}':>10}"
                      f"{'' if rss is None else f'{rss:,.0f}':>14}")
 
-    row("floor (one DuckDB query)", f.get("floor_duckdb_s"), f.get("floor_peak_rss_mb"), f.get("floor_cpu_s"))
-    row("pandas", f.get("pandas_s"), f.get("pandas_peak_rss_mb"), f.get("pandas_cpu_s"))
+    failed = f.get("failures", {})
+    row("floor (one DuckDB query)" + (" FAILED" if "floor" in failed else ""), f.get("floor_duckdb_s"),
+        f.get("floor_peak_rss_mb"), f.get("floor_cpu_s"))
+    row("pandas" + (" FAILED" if "pandas" in failed else ""), f.get("pandas_s"), f.get("pandas_peak_rss_mb"),
+        f.get("pandas_cpu_s"))
     row("pipeline (keyaccounts run)", f.get("pipeline_s"), f.get("pipeline_peak_rss_mb"), f.get("pipeline_cpu_s"))
     for k, v in f.get("stages", {}).items():
         row(("    " if "." in k else "  ") + k.replace("publish.", ""), v)
@@ -1523,6 +1544,8 @@ def report(f: dict) -> str:
         lines.append(f"{name:<28}{limit:>14}{measured:>14}   {'-' if met is None else 'yes' if met else 'NO'}")
     if f["scale"] == "S":
         lines.append("(at S the pipeline's fixed start-up cost dominates: the speed targets apply at M and L)")
+    for name, why in failed.items():
+        lines.append(f"{name} failed: {why}")
     return "\n".join(lines)
 
 
@@ -1544,9 +1567,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref", default=None,
                    help="run the pipeline of this git commit (git archive into the workdir) instead of the "
                         "working tree, e.g. --ref HEAD")
+    p.add_argument("--floor-memory-limit", default=FLOOR_MEMORY_LIMIT,
+                   help=f"DuckDB memory_limit of the floor (default {FLOOR_MEMORY_LIMIT}, as the pipeline's)")
     p.add_argument("--skip-pipeline", action="store_true",
                    help="only the floor and pandas (e.g. at L, where the pipeline does not fit the machine)")
     args = p.parse_args(argv)
+    os.environ["BENCHMARK_FLOOR_MEMORY_LIMIT"] = args.floor_memory_limit  # read by the floor's child
     figures, problems = benchmark(args.scale, "csv" if args.csv else "parquet", args.workdir.resolve(),
                                   args.rss_limit_gb * 1024, log=lambda msg: print(msg, file=sys.stderr, flush=True),
                                   ref=args.ref, skip_pipeline=args.skip_pipeline)

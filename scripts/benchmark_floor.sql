@@ -32,30 +32,33 @@ params as (
 
 -- sources.md "Duplicates": per key, the row with the latest updated_at (an instant) wins, ties
 -- to the file taken later, then the later line; `_k` orders the rows that way, so the current
--- version of a key is its row with max(_k). (A semi join on (key, max(_k)) rather than
--- arg_max(struct, ...): the same speed, and it keeps within DuckDB's memory limit at L.)
+-- version of a key is arg_max(row, _k)
 customers as (
-    select c.customer_id, c.scope, year(cast(c.signed_on as date)) * 12 + month(cast(c.signed_on as date)) - 1
-               as signed_m
-    from {customers} as c
-    semi join (select customer_id, max(_k) as _k from {customers} group by all) as latest
-        on latest.customer_id = c.customer_id and latest._k = c._k
+    select customer_id, r.scope, year(r.signed_on) * 12 + month(r.signed_on) - 1 as signed_m
+    from (
+        select customer_id, arg_max({'scope': scope, 'signed_on': cast(signed_on as date)}, _k) as r
+        from {customers}
+        group by customer_id
+    )
 ),
 
 fx as (
-    select f.currency, year(strptime(f.month, '%Y-%m')) * 12 + month(strptime(f.month, '%Y-%m')) - 1 as m,
-           cast(cast(f.rate_to_reporting as decimal(18, 4)) * 10000 as bigint) as rate_u
-    from {fx_rates} as f
-    semi join (select currency, month, max(_k) as _k from {fx_rates} group by all) as latest
-        on latest.currency = f.currency and latest.month = f.month and latest._k = f._k
+    select currency, year(strptime(month, '%Y-%m')) * 12 + month(strptime(month, '%Y-%m')) - 1 as m,
+           arg_max(cast(cast(rate_to_reporting as decimal(18, 4)) * 10000 as bigint), _k) as rate_u
+    from {fx_rates}
+    group by currency, month
 ),
 
 orders as (
-    select o.customer_id, o.status, coalesce(nullif(o.currency, ''), '{rc}') as currency,
-           cast(o.order_date as date) as order_date, cast(cast(o.net_amount as decimal(18, 2)) * 100 as bigint) as net_cents
-    from {orders} as o
-    semi join (select order_id, max(_k) as _k from {orders} group by all) as latest
-        on latest.order_id = o.order_id and latest._k = o._k
+    select r.*
+    from (
+        select order_id,
+               arg_max({'customer_id': customer_id, 'status': status,
+                        'currency': coalesce(nullif(currency, ''), '{rc}'), 'order_date': cast(order_date as date),
+                        'net_cents': cast(cast(net_amount as decimal(18, 2)) * 100 as bigint)}, _k) as r
+        from {orders}
+        group by order_id
+    )
 ),
 
 -- completed orders in micro-units of the reporting currency at the rate of the order's month;
@@ -77,29 +80,36 @@ evaluated as (
     where greatest(f.first_m, c.signed_m) <= p.through_m
 ),
 
-invoices as not materialized (
+invoices as (
     select i.invoice_id, i.customer_id, i.currency, i.amount_cents, i.due_m,
            case when i.currency = '{rc}' then 10000 else fx.rate_u end as rate_u
     from (
-        select i.invoice_id, i.customer_id, coalesce(nullif(i.currency, ''), '{rc}') as currency,
-               cast(cast(i.amount as decimal(18, 2)) * 100 as bigint) as amount_cents,
-               year(cast(i.invoice_date as date)) * 12 + month(cast(i.invoice_date as date)) - 1 as inv_m,
-               year(cast(i.due_date as date)) * 12 + month(cast(i.due_date as date)) - 1 as due_m
-        from {invoices} as i
-        semi join (select invoice_id, max(_k) as _k from {invoices} group by all) as latest
-            on latest.invoice_id = i.invoice_id and latest._k = i._k
+        select invoice_id, r.customer_id, r.currency, r.amount_cents,
+               year(r.invoice_date) * 12 + month(r.invoice_date) - 1 as inv_m,
+               year(r.due_date) * 12 + month(r.due_date) - 1 as due_m
+        from (
+            select invoice_id,
+                   arg_max({'customer_id': customer_id, 'currency': coalesce(nullif(currency, ''), '{rc}'),
+                            'amount_cents': cast(cast(amount as decimal(18, 2)) * 100 as bigint),
+                            'invoice_date': cast(invoice_date as date), 'due_date': cast(due_date as date)}, _k) as r
+            from {invoices}
+            group by invoice_id
+        )
     ) as i
     left join fx on fx.currency = i.currency and fx.m = i.inv_m
     where i.currency = '{rc}' or fx.rate_u is not null
 ),
 
 payments as (
-    select p.invoice_id, nullif(p.currency, '') as currency,
-           year(cast(p.payment_date as date)) * 12 + month(cast(p.payment_date as date)) - 1 as pay_m,
-           cast(cast(p.amount as decimal(18, 2)) * 100 as bigint) as paid_cents
-    from {payments} as p
-    semi join (select payment_id, max(_k) as _k from {payments} group by all) as latest
-        on latest.payment_id = p.payment_id and latest._k = p._k
+    select r.invoice_id, nullif(r.currency, '') as currency,
+           year(r.payment_date) * 12 + month(r.payment_date) - 1 as pay_m, r.paid_cents
+    from (
+        select payment_id,
+               arg_max({'invoice_id': invoice_id, 'currency': currency, 'payment_date': cast(payment_date as date),
+                        'paid_cents': cast(cast(amount as decimal(18, 2)) * 100 as bigint)}, _k) as r
+        from {payments}
+        group by payment_id
+    )
 ),
 
 -- payments applied to a known invoice in the same currency (a payment without a currency is in
@@ -124,12 +134,15 @@ collected_steps as (
 ),
 
 surveys as (
-    select s.customer_id, cast(s.nps_score as integer) as nps, cast(s.satisfaction as integer) as sat,
-           year(cast(cast(s.submitted_at as timestamptz) as date)) * 12
-               + month(cast(cast(s.submitted_at as timestamptz) as date)) - 1 as m
-    from {survey_responses} as s
-    semi join (select response_id, max(_k) as _k from {survey_responses} group by all) as latest
-        on latest.response_id = s.response_id and latest._k = s._k
+    select r.customer_id, r.nps, r.sat, year(r.day) * 12 + month(r.day) - 1 as m
+    from (
+        select response_id,
+               arg_max({'customer_id': customer_id, 'nps': cast(nps_score as integer),
+                        'sat': cast(satisfaction as integer), 'day': cast(cast(submitted_at as timestamptz) as date)},
+                       _k) as r
+        from {survey_responses}
+        group by response_id
+    )
 ),
 
 -- per customer and month: sales, invoices falling due, collections, survey answers
@@ -257,14 +270,11 @@ raw_tiers as materialized (
 ),
 
 overrides as (
-    select o.customer_id, year(strptime(o.eval_month, '%Y-%m')) * 12 + month(strptime(o.eval_month, '%Y-%m')) - 1 as m,
-           o.tier
-    from {tier_overrides} as o
-    semi join (
-        select customer_id, eval_month, max(_k) as _k from {tier_overrides}
-        where nullif(approved_by, '') is not null and nullif(reason, '') is not null and tier in ('A', 'B', 'C')
-        group by all
-    ) as latest on latest.customer_id = o.customer_id and latest.eval_month = o.eval_month and latest._k = o._k
+    select customer_id, year(strptime(eval_month, '%Y-%m')) * 12 + month(strptime(eval_month, '%Y-%m')) - 1 as m,
+           arg_max(tier, _k) as tier
+    from {tier_overrides}
+    where nullif(approved_by, '') is not null and nullif(reason, '') is not null and tier in ('A', 'B', 'C')
+    group by customer_id, eval_month
 ),
 
 -- each customer's raw tiers and overrides, month by month, as two lists
