@@ -155,3 +155,59 @@ def test_status_after_a_run_that_failed_on_its_inbox_is_not_an_internal_error(tm
     proc = keyaccounts("status", "--warehouse", warehouse, cwd=tmp_path)
     assert "internal error" not in proc.stderr
     assert proc.returncode in (0, 3), proc.stderr
+
+
+def test_a_bad_duckdb_setting_exits_3_in_one_line(tmp_path, example_inbox):
+    """KEYACCOUNTS_DUCKDB_MEMORY_LIMIT (README) is the user's to set; a value DuckDB refuses is one line."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "KEYACCOUNTS_DUCKDB_MEMORY_LIMIT": "lots"}
+    proc = subprocess.run([str(KEYACCOUNTS), "run", "--inbox", str(example_inbox), "--warehouse",
+                           str(tmp_path / "wh.duckdb"), "--through", "2024-05"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    line = assert_one_line_error(proc, 3)
+    assert "memory_limit" in line and "lots" in line
+
+
+def test_duckdb_settings_reach_every_connection_to_the_warehouse(tmp_path, monkeypatch):
+    """The pipeline's own connections use the settings dbt's profile gets (transform.dbt.warehouse_env)."""
+    from keyaccounts.transform.dbt import warehouse_env
+    from keyaccounts.warehouse import connect
+
+    spill = tmp_path / "spill"
+    monkeypatch.setenv("KEYACCOUNTS_DUCKDB_THREADS", "1")
+    monkeypatch.setenv("KEYACCOUNTS_DUCKDB_MEMORY_LIMIT", "300MB")
+    monkeypatch.setenv("KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY", str(spill))
+    conn = connect(tmp_path / "wh.duckdb")
+    try:
+        threads, limit, temp = conn.execute("select current_setting('threads'), current_setting('memory_limit'), "
+                                            "current_setting('temp_directory')").fetchone()
+    finally:
+        conn.close()
+    assert (threads, temp) == (1, str(spill)) and limit.startswith("286")  # 300 MB = 286.1 MiB
+    env = warehouse_env(tmp_path / "wh.duckdb")
+    assert env["KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY"] == str(spill) and env["KEYACCOUNTS_DUCKDB_THREADS"] == "1"
+    # unset, DuckDB spills beside the warehouse file
+    monkeypatch.delenv("KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY")
+    assert warehouse_env(tmp_path / "wh.duckdb")["KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY"] == str(tmp_path / "wh.duckdb.tmp")
+
+
+def test_dbt_opens_duckdb_with_the_temp_directory_once(tmp_path):
+    """dbt-duckdb runs every `settings` entry as a SET on each new cursor, and DuckDB refuses to
+    switch the temp directory once it has spilled there: the L benchmark failed that way mid-build.
+    So the temp directory is a `config_options` entry, given once when the file is opened."""
+    import yaml
+
+    from keyaccounts.config import DBT_PROJECT_DIR
+
+    target = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())["keyaccounts"]["outputs"]["duckdb"]
+    assert "temp_directory" not in target["settings"]
+    assert "KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY" in target["config_options"]["temp_directory"]
+    # and DuckDB indeed refuses the switch once it spilled (the behaviour this guards against)
+    conn = duckdb.connect(config={"memory_limit": "64MB", "threads": "1"})
+    try:
+        conn.execute("set temp_directory = ?", [str(tmp_path / "spill")])
+        conn.execute("create table t as select range as i, repeat('x', 100) as s from range(2000000)")
+        conn.execute("select * from t order by s desc, i").fetchall()  # spills past 64 MB
+        with pytest.raises(duckdb.Error, match="temporary directory"):
+            conn.execute("set temp_directory = ?", [str(tmp_path / "spill")])
+    finally:
+        conn.close()

@@ -334,3 +334,43 @@ def test_the_cell_level_fit_is_the_customer_level_weighted_least_squares():
     assert 0.003 ** 2 / 3 < tau2 < 0.003 ** 2 * 3  # near the true between-customer variance
     direct = sm.WLS(g.to_numpy(), x, weights=1 / (tau2 + v)).fit()
     np.testing.assert_allclose(np.asarray(model.params), np.asarray(direct.params), rtol=1e-9, atol=1e-12)
+
+
+def test_the_outlook_holds_millions_of_transitions(example_dir, tmp_path):
+    """At 200,000 customers a (tier, raw tier) state sees millions of transitions a year; the
+    blend must not overflow its decimals (it once cast the counts to decimal(38, 32)).
+    The worked example is built, its transition counts are raised by two million each, and
+    customer_tier_outlook alone is rebuilt by dbt on them."""
+    import shutil
+
+    from keyaccounts.config import RunConfig
+    from keyaccounts.pipeline import dbt_vars_for
+    from keyaccounts.transform.dbt import run_dbt
+    import duckdb
+
+    inbox = tmp_path / "inbox"
+    shutil.copytree(example_dir / "inbox", inbox)
+    wh = tmp_path / "wh.duckdb"
+    cfg = RunConfig(inbox=inbox, warehouse=wh, through="2024-05")
+    run(inbox, wh, "2024-05")
+    with duckdb.connect(str(wh)) as conn:
+        conn.execute("update intermediate.int_tier_transition_counts set transitions = transitions + 2000000")
+    run_dbt("build", wh, cfg.dbt_state_dir, dbt_vars_for(cfg), extra=["--select", "customer_tier_outlook"])
+
+    matrix = {(r["from_tier"], r["to_tier"]): float(r["probability"]) for r in rows(
+        wh, "select from_tier, to_tier, probability from intermediate.int_tier_transition_matrix "
+            "where month_idx = 2024 * 12 + 4")}
+    counts = {}
+    for r in rows(wh, "select from_tier, from_raw_tier, to_tier, sum(transitions) as n "
+                      "from intermediate.int_tier_transition_counts where month_idx between 2023 * 12 + 5 and "
+                      "2024 * 12 + 4 group by all"):
+        counts[(r["from_tier"], r["from_raw_tier"], r["to_tier"])] = float(r["n"])
+    outlook = rows(wh, "select * from marts_build.customer_tier_outlook")
+    assert outlook
+    for r in outlook:
+        n = np.array([counts.get((r["tier"], r["raw_tier"], t), 0.0) for t in TIERS])
+        p = np.array([matrix[(r["tier"], t)] for t in TIERS])
+        expected = (n + 10 * p) / (n.sum() + 10)
+        assert n.sum() >= 2_000_000 and r["state_transitions"] == n.sum()
+        got = np.array([float(r["prob_a_next"]), float(r["prob_b_next"]), float(r["prob_c_next"])])
+        assert np.abs(got - expected).max() <= 0.00005 + 1e-9, r

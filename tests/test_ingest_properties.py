@@ -378,3 +378,26 @@ def test_minute_precision_timestamp_with_offset_is_a_good_row(moment, offset):
     with ingested({"orders/x.csv": csv_text([row]).encode()}) as (conn, _):
         assert fetch(conn, "select _reason from quarantine.orders") == []
         assert raw_rows(conn) == [as_tuple(row)]
+
+
+# --------------------------------------------------------------------------- decimal text
+@settings(max_examples=300, **SETTINGS)
+@given(sign=st.sampled_from(["", "-", "+"]), whole=st.integers(min_value=0, max_value=10**31),
+       fraction=st.text(alphabet="0123456789", max_size=12))
+@example(sign="", whole=9999999999, fraction="999999995")  # rounds past decimal(18, 8)
+@example(sign="-", whole=0, fraction="000000005")
+def test_decimal_check_reads_text_as_decimal_38_8_rounded_half_away_from_zero(sign, whole, fraction):
+    """The ingest's text -> decimal(38, 8) (narrow cast first, for speed) against Python's
+    decimal: half away from zero to 8 places, NULL when 30 integer digits do not hold it."""
+    from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+    from keyaccounts.ingest.loader import _decimal
+
+    text = f"{sign}{whole}" + (f".{fraction}" if fraction else "")
+    with localcontext() as ctx:
+        ctx.prec = 60
+        expected = Decimal(text).quantize(Decimal("1e-8"), rounding=ROUND_HALF_UP)
+    if abs(expected) >= Decimal(10) ** 30:
+        expected = None
+    got = duckdb.connect().execute(f"select {_decimal('v')} from (select ?::varchar as v) as t", [text]).fetchone()[0]
+    assert got == expected

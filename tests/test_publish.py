@@ -142,21 +142,63 @@ def test_bi_copy_is_readable_while_the_warehouse_is_locked(example_wh):
     assert not tables & {"orders", "stg_orders", "int_raw_tiers", "manifest"}  # marts only
 
 
-def test_receivables_detail_reconciles_to_the_cent(example_wh):
+def test_bi_copy_equals_the_published_marts_in_types_and_rows(example_wh):
+    """outputs.md: the read path holds the `marts` schema with the same table names; a BI tool
+    must get the same column types and values as the warehouse (money stays decimal)."""
     _, wh = example_wh
-    mismatches = rows(wh, """
+    published = wh.parent / "published"
+    with duckdb.connect(str(wh), read_only=True) as w, \
+            duckdb.connect(str(published / "marts.duckdb"), read_only=True) as b:
+        cols = "select table_name, column_name, data_type from information_schema.columns where table_schema = ? " \
+               "order by table_name, ordinal_position"
+        assert b.execute(cols, ["main"]).fetchall() == w.execute(cols, ["marts"]).fetchall()
+        tables = [r[0] for r in w.execute("select table_name from information_schema.tables "
+                                          "where table_schema = 'marts' order by 1").fetchall()]
+        assert "customer_value_monthly" in tables and "published_tiers" in tables
+        for t in tables:
+            want = w.execute(f"select * from marts.{t} order by all").fetchall()
+            assert b.execute(f"select * from main.{t} order by all").fetchall() == want, t
+            parquet = str(published / "parquet" / f"{t}.parquet")
+            assert w.execute("select * from read_parquet(?) order by all", [parquet]).fetchall() == want, t
+
+
+def _detail_mismatches(wh: Path) -> list[dict]:
+    """customer-months of the detail whose sums differ from customer_receivables_monthly"""
+    return rows(wh, """
         select m.customer_id, m.eval_month
         from marts.customer_receivables_monthly m
-        left join (select customer_id, eval_month, sum(amount) as billed, sum(collected_by_cutoff) as collected,
-                          sum(paid_on_time) as on_time
-                   from marts.customer_receivables_detail group by all) d using (customer_id, eval_month)
-        where coalesce(d.billed, 0) <> m.billed_due_12m or coalesce(d.collected, 0) <> m.collected_12m
-           or coalesce(d.on_time, 0) <> m.paid_on_time_12m""")
-    assert mismatches == []
+        join (select customer_id, eval_month, sum(amount) as billed, sum(collected_by_cutoff) as collected,
+                     sum(paid_on_time) as on_time
+              from marts.customer_receivables_detail group by all) d using (customer_id, eval_month)
+        where d.billed <> m.billed_due_12m or d.collected <> m.collected_12m or d.on_time <> m.paid_on_time_12m""")
+
+
+def _months_with_invoices_due(wh: Path) -> set[str]:
+    return {r["eval_month"] for r in rows(wh, "select distinct eval_month from marts.customer_receivables_monthly "
+                                              "where billed_due_12m > 0")}
+
+
+def test_receivables_detail_reconciles_to_the_cent(example_wh):
+    _, wh = example_wh
+    assert _detail_mismatches(wh) == []
+    # by default the detail covers the last 12 evaluation months: 2023-06 .. 2024-05
+    detail_months = {r["eval_month"] for r in rows(wh, "select distinct eval_month from marts.customer_receivables_detail")}
+    last_12 = {f"2023-{m:02d}" for m in range(6, 13)} | {f"2024-{m:02d}" for m in range(1, 6)}
+    assert detail_months == _months_with_invoices_due(wh) & last_12 == last_12
     # K5 in 2024-05: 12 invoices of 3,000 due in W, the one due 2024-05-15 is paid 2024-06-04 (after the cut-off)
     k5 = rows(wh, "select * from marts.customer_receivables_detail where customer_id = 'K5' and eval_month = '2024-05' "
                   "and invoice_id = 'I-K5-202404'")[0]
     assert k5["collected_by_cutoff"] == D("0") and k5["days_past_due"] == 16 and k5["aging_bucket"] == "overdue_1_30"
+
+
+def test_receivables_detail_of_every_month_when_asked(example_dir, tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(example_dir / "inbox", inbox)
+    wh = tmp_path / "wh.duckdb"
+    run(inbox, wh, "2024-05", dbt_vars={"receivables_detail_months": None})
+    assert _detail_mismatches(wh) == []
+    detail_months = {r["eval_month"] for r in rows(wh, "select distinct eval_month from marts.customer_receivables_detail")}
+    assert detail_months == _months_with_invoices_due(wh) and len(detail_months) > 12
 
 
 @pytest.fixture(scope="session")

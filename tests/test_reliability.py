@@ -196,9 +196,10 @@ def _rows(conn, sql: str, drop: tuple[str, ...] = ()) -> list[dict]:
 
 
 def _tables(conn, schema: str) -> list[str]:
+    """Tables and views (on DuckDB the published marts are views of the build schema)."""
     return [r[0] for r in conn.execute(
-        "select table_name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE' "
-        "order by 1", [schema]).fetchall()]
+        "select table_name from information_schema.tables where table_schema = ? "
+        "and table_type in ('BASE TABLE', 'VIEW') order by 1", [schema]).fetchall()]
 
 
 def marts(warehouse: Path, drop: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
@@ -504,7 +505,9 @@ with open(out, "w") as log:
                 conn.close()
             conn = duckdb.connect()
             try:
-                path = os.path.join(published, "parquet", "customer_tier_monthly.parquet").replace("'", "''")
+                # resolved once, as README tells readers: DuckDB opens the file again per scan thread
+                folder = os.path.realpath(os.path.join(published, "parquet"))
+                path = os.path.join(folder, "customer_tier_monthly.parquet").replace("'", "''")
                 rec["parquet"] = conn.execute(Q.format(f"read_parquet('{path}')")).fetchall()
             finally:
                 conn.close()

@@ -27,14 +27,11 @@
     {%- if potential_model() == 'regression' -%}
         {{ return(regression_potential_factor(rev, projected)) }}
     {%- endif -%}
-    case
-        when {{ prev }} = 0 then cast(1 as decimal(38, 16))
-        when {{ rev }} <= {{ var('potential_factor_min') }} * {{ prev }}
-            then cast({{ var('potential_factor_min') }} as decimal(38, 16))
-        when {{ rev }} >= {{ var('potential_factor_max') }} * {{ prev }}
-            then cast({{ var('potential_factor_max') }} as decimal(38, 16))
-        else {{ safe_ratio(rev, prev) }}
-    end
+    {{ potential_clamp(rev, prev,
+        flat='cast(1 as decimal(38, 16))',
+        at_min='cast(' ~ var('potential_factor_min') ~ ' as decimal(38, 16))',
+        at_max='cast(' ~ var('potential_factor_max') ~ ' as decimal(38, 16))',
+        unclamped='else ' ~ safe_ratio(rev, prev)) }}
 {%- endmacro %}
 
 {% macro potential_level(b, rev, prev, projected='projected_revenue_12m') -%}
@@ -44,16 +41,28 @@
     {#- b * rev / prev in double precision, and that quotient snapped to 6 places -#}
     {%- set quotient = to_double(b, 16) ~ " * " ~ to_double(rev, 16) ~ " / " ~ to_double(prev, 16) -%}
     {%- set short = to_decimal(quotient, 6) -%}
-    case
-        when {{ prev }} = 0 then cast({{ b }} as {{ money_type() }})
-        when {{ rev }} <= {{ var('potential_factor_min') }} * {{ prev }}
-            then cast({{ b }} * cast({{ var('potential_factor_min') }} as decimal(10, 4)) as {{ money_type() }})
-        when {{ rev }} >= {{ var('potential_factor_max') }} * {{ prev }}
-            then cast({{ b }} * cast({{ var('potential_factor_max') }} as decimal(10, 4)) as {{ money_type() }})
+    {%- set unclamped -%}
         when abs({{ quotient }} - {{ to_double(short, 6) }})
              <= 1e-9 * greatest(1, abs({{ to_double(b, 16) }}))
             then cast({{ short }} as {{ money_type() }})
         else {{ money_mul(b, safe_ratio(rev, prev)) }}
+    {%- endset -%}
+    {{ potential_clamp(rev, prev,
+        flat='cast(' ~ b ~ ' as ' ~ money_type() ~ ')',
+        at_min='cast(' ~ b ~ ' * cast(' ~ var('potential_factor_min') ~ ' as decimal(10, 4)) as ' ~ money_type() ~ ')',
+        at_max='cast(' ~ b ~ ' * cast(' ~ var('potential_factor_max') ~ ' as decimal(10, 4)) as ' ~ money_type() ~ ')',
+        unclamped=unclamped) }}
+{%- endmacro %}
+
+{# The clamp of d, decided once for the displayed factor and for d itself: no previous revenue
+   (growth_rate null) gives `flat`; 1 + growth_rate = rev / prev at or past a bound gives
+   `at_min` / `at_max`; otherwise the `unclamped` branches (a case's trailing when/else). #}
+{% macro potential_clamp(rev, prev, flat, at_min, at_max, unclamped) -%}
+    case
+        when {{ prev }} = 0 then {{ flat }}
+        when {{ rev }} <= {{ var('potential_factor_min') }} * {{ prev }} then {{ at_min }}
+        when {{ rev }} >= {{ var('potential_factor_max') }} * {{ prev }} then {{ at_max }}
+        {{ unclamped }}
     end
 {%- endmacro %}
 

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="publish the month again as a new version even if it was published (needs --reason, --by)")
     run.add_argument("--reason", default=None, help="why the month is restated")
     run.add_argument("--by", default=None, help="who approved the restatement")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="re-stage every raw row instead of only new and changed keys (e.g. after an upgrade)")
     run.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                      help="override a dbt var of dbt_project.yml (YAML value), e.g. --var grace_months=2")
 
@@ -107,7 +109,8 @@ def cmd_run(args) -> int:
     cfg = RunConfig(inbox=args.inbox, warehouse=args.warehouse, through=args.through,
                     exports_dir=args.exports, reject_threshold=args.reject_threshold,
                     dbt_vars=_parse_vars(args.var), sql_source=args.sql_source, sql_schema=args.sql_schema,
-                    restate=args.restate, restate_reason=args.reason, restated_by=args.by)
+                    restate=args.restate, restate_reason=args.reason, restated_by=args.by,
+                    full_refresh=args.full_refresh)
     result = run_pipeline(cfg)
     _print_ingest(result.ingest)
     pub = cfg.last_publish

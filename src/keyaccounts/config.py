@@ -61,6 +61,8 @@ class RunConfig:
     restate: bool = False
     restate_reason: str | None = None
     restated_by: str | None = None
+    # rebuild the incremental staging models from raw (dbt --full-refresh), e.g. after an upgrade
+    full_refresh: bool = False
     last_publish: object = field(default=None, repr=False)  # set by publish_task
 
     def check_restate(self) -> None:

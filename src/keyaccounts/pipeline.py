@@ -87,7 +87,8 @@ def dbt_vars_for(cfg: RunConfig) -> dict:
 def transform_task(cfg: RunConfig) -> None:
     """Build and test every dbt model (dbt build)."""
     checkpoint("dbt")
-    run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg))
+    run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg),
+            extra=["--full-refresh"] if cfg.full_refresh else None)
 
 
 def check_task(cfg: RunConfig):

@@ -26,6 +26,19 @@ def is_postgres(warehouse: Path | str) -> bool:
     return str(warehouse).startswith(PG_SCHEMES)
 
 
+def duckdb_settings(path: Path | str) -> dict[str, str]:
+    """The DuckDB settings of every connection to the warehouse file, ours and dbt's (profiles.yml
+    reads the same variables, passed on by `transform.dbt.warehouse_env`):
+    KEYACCOUNTS_DUCKDB_THREADS (default 2), KEYACCOUNTS_DUCKDB_MEMORY_LIMIT (8GB) and
+    KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY, where DuckDB spills what passes the memory limit
+    (default `<warehouse>.tmp` beside the file, DuckDB's own default)."""
+    return {
+        "threads": os.environ.get("KEYACCOUNTS_DUCKDB_THREADS", "2"),
+        "memory_limit": os.environ.get("KEYACCOUNTS_DUCKDB_MEMORY_LIMIT", "8GB"),
+        "temp_directory": os.environ.get("KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY", str(Path(path).resolve()) + ".tmp"),
+    }
+
+
 def connect(path: Path | str, read_only: bool = False):
     if is_postgres(path):
         return PgConnection(str(path), read_only=read_only)
@@ -38,8 +51,9 @@ def connect(path: Path | str, read_only: bool = False):
             raise InputError(f"cannot create the warehouse folder {path.parent}: {exc.strerror}") from None
     elif not path.exists():
         raise InputError(f"warehouse {path} does not exist; run `keyaccounts run` first")
+    settings = duckdb_settings(path)
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        return duckdb.connect(str(path), read_only=read_only, config=settings)
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" in text.lower():
@@ -47,6 +61,9 @@ def connect(path: Path | str, read_only: bool = False):
                 f"warehouse {path} is in use by another process (one writer at a time); retry when it finishes"
             ) from None
         raise InputError(f"cannot open warehouse {path}: {text.splitlines()[0]}") from None
+    except duckdb.Error as exc:  # a bad KEYACCOUNTS_DUCKDB_* value
+        raise InputError(f"cannot open warehouse {path} with DuckDB settings {settings}: "
+                         f"{str(exc).splitlines()[0]}") from None
 
 
 def release_dbt_handle() -> None:

@@ -1,7 +1,9 @@
 -- Finance drill-down: the invoices behind each collection rate. One row per evaluated
 -- customer, evaluation month M and invoice due in W(M), with what was collected on it by
 -- end(M) (capped at its amount) and on time; its sums are billed_due_12m, collected_12m and
--- paid_on_time_12m of customer_receivables_monthly.
+-- paid_on_time_12m of customer_receivables_monthly. It covers the last
+-- `receivables_detail_months` evaluation months (null: all): one row per invoice and month
+-- is by far the largest table of the warehouse (docs/benchmarks.md).
 with months as (
     select
         customer_id,
@@ -9,6 +11,9 @@ with months as (
         eval_month,
         month_end
     from {{ ref('int_customer_months') }}
+    {%- if var('receivables_detail_months') is not none %}
+        where month_idx > {{ through_month_index() }} - {{ var('receivables_detail_months') | int }}
+    {%- endif %}
 ),
 
 invoices as (
@@ -43,17 +48,16 @@ due_in_window as (
             and i.due_idx between m.month_idx - {{ var('window_months') - 1 }} and m.month_idx
 ),
 
-collected as (
+-- capped_cum is cumulative, so what was collected by end(M) is the capped_cum of the
+-- invoice's last payment month up to M: each step holds from its month until the next
+-- step's (one match per row: a hash join on invoice_id; an OR in this condition makes DuckDB loop)
+steps as (
     select
-        d.invoice_id,
-        d.month_idx,
-        max(s.capped_cum) as collected_by_cutoff
-    from due_in_window as d
-    inner join {{ ref('int_invoice_payment_steps') }} as s
-        on
-            d.invoice_id = s.invoice_id
-            and d.month_idx >= s.pay_idx
-    group by d.invoice_id, d.month_idx
+        invoice_id,
+        pay_idx,
+        capped_cum,
+        lead(pay_idx) over (partition by invoice_id order by pay_idx) as next_pay_idx
+    from {{ ref('int_invoice_payment_steps') }}
 )
 
 select
@@ -63,12 +67,12 @@ select
     d.invoice_date,
     d.due_date,
     cast(d.amount_reporting as {{ money_type() }}) as amount,
-    cast(coalesce(c.collected_by_cutoff, 0) as {{ money_type() }}) as collected_by_cutoff,
+    cast(coalesce(c.capped_cum, 0) as {{ money_type() }}) as collected_by_cutoff,
     cast(d.paid_on_time as {{ money_type() }}) as paid_on_time,
-    cast(d.amount_reporting - coalesce(c.collected_by_cutoff, 0) as {{ money_type() }}) as outstanding_at_cutoff,
+    cast(d.amount_reporting - coalesce(c.capped_cum, 0) as {{ money_type() }}) as outstanding_at_cutoff,
     cast(d.month_end - d.due_date as integer) as days_past_due,
     case
-        when d.amount_reporting - coalesce(c.collected_by_cutoff, 0) = 0 then 'paid'
+        when d.amount_reporting - coalesce(c.capped_cum, 0) = 0 then 'paid'
         when d.month_end - d.due_date <= 0 then 'not_due'
         when d.month_end - d.due_date <= 30 then 'overdue_1_30'
         when d.month_end - d.due_date <= 60 then 'overdue_31_60'
@@ -76,7 +80,8 @@ select
         else 'overdue_90_plus'
     end as aging_bucket
 from due_in_window as d
-left join collected as c
+left join steps as c
     on
         d.invoice_id = c.invoice_id
-        and d.month_idx = c.month_idx
+        and d.month_idx >= c.pay_idx
+        and d.month_idx < coalesce(c.next_pay_idx, 2147483647)  -- the last step holds for good

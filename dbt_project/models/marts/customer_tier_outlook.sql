@@ -64,8 +64,12 @@ blended as (
         *,
         case
             when state_transitions + {{ var('forecast_outlook_prior_weight') }} = 0 then tier_probability
+            -- the prior's share is taken to 16 places first: a product of two decimal(38, 16)
+            -- has 32 places, which leaves room for 6 integer digits only, and a state sees
+            -- millions of transitions at 200,000 customers
             else {{ safe_ratio(
-                'transitions + cast(' ~ var('forecast_outlook_prior_weight') ~ ' as decimal(38, 16)) * tier_probability',
+                'transitions + ' ~ prob_product(
+                    'cast(' ~ var('forecast_outlook_prior_weight') ~ ' as decimal(38, 16))', 'tier_probability'),
                 'state_transitions + ' ~ var('forecast_outlook_prior_weight')
             ) }}
         end as probability

@@ -1,5 +1,9 @@
+{{ config(materialized='incremental', unique_key='invoice_id', incremental_strategy='delete+insert',
+          on_schema_change='sync_all_columns') }}
+-- incremental: only keys with new raw rows or a changed rate are re-staged (macros/incremental.sql)
 with source as (
     select * from {{ source('raw', 'invoices') }}
+    {{ restage_filter('invoice_id', source('raw', 'invoices'), 'invoice_date') }}
 ),
 
 typed as (
@@ -10,7 +14,7 @@ typed as (
         cast(trim(invoice_date) as date) as invoice_date,
         cast(trim(due_date) as date) as due_date,
         coalesce(nullif(trim(currency), ''), '{{ var("reporting_currency") }}') as currency,
-        cast(trim(amount) as {{ input_decimal_type() }}) as amount,
+        {{ cast_input_decimal("trim(amount)") }} as amount,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         {{ load_metadata() }}
     from source
@@ -38,6 +42,7 @@ select
     i.amount * {{ fx_rate_for('i.currency', 'fx.rate_to_reporting') }} as amount_reporting,
     i.updated_at_utc,
     i.source_file,
-    i.source_line
+    i.source_line,
+    {{ restage_columns(source('raw', 'invoices')) }}
 from current_rows as i
 {{ join_month_rate('i', 'invoice_date') }}

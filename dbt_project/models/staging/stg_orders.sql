@@ -1,5 +1,9 @@
+{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert',
+          on_schema_change='sync_all_columns') }}
+-- incremental: only keys with new raw rows or a changed rate are re-staged (macros/incremental.sql)
 with source as (
     select * from {{ source('raw', 'orders') }}
+    {{ restage_filter('order_id', source('raw', 'orders'), 'order_date') }}
 ),
 
 typed as (
@@ -10,9 +14,9 @@ typed as (
         cast(trim(order_date) as date) as order_date,
         trim(status) as status,
         coalesce(nullif(trim(currency), ''), '{{ var("reporting_currency") }}') as currency,
-        cast(trim(list_amount) as {{ input_decimal_type() }}) as list_amount,
-        cast(trim(net_amount) as {{ input_decimal_type() }}) as net_amount,
-        cast(nullif(trim(cost_amount), '') as {{ input_decimal_type() }}) as cost_amount,
+        {{ cast_input_decimal("trim(list_amount)") }} as list_amount,
+        {{ cast_input_decimal("trim(net_amount)") }} as net_amount,
+        {{ cast_input_decimal("nullif(trim(cost_amount), '')") }} as cost_amount,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         {{ load_metadata() }}
     from source
@@ -45,6 +49,7 @@ select
     o.cost_amount * {{ fx_rate_for('o.currency', 'fx.rate_to_reporting') }} as cost_amount_reporting,
     o.updated_at_utc,
     o.source_file,
-    o.source_line
+    o.source_line,
+    {{ restage_columns(source('raw', 'orders')) }}
 from current_rows as o
 {{ join_month_rate('o', 'order_date') }}

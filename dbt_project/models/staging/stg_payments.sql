@@ -1,5 +1,9 @@
+{{ config(materialized='incremental', unique_key='payment_id', incremental_strategy='delete+insert',
+          on_schema_change='sync_all_columns') }}
+-- incremental: only keys with new raw rows or a changed rate are re-staged (macros/incremental.sql)
 with source as (
     select * from {{ source('raw', 'payments') }}
+    {{ restage_filter('payment_id', source('raw', 'payments')) }}
 ),
 
 typed as (
@@ -10,7 +14,7 @@ typed as (
         cast(trim(payment_date) as date) as payment_date,
         -- a payment is in its invoice's currency: blank stays blank (int_payments_applied fills it)
         nullif(trim(currency), '') as currency,
-        cast(trim(amount) as {{ input_decimal_type() }}) as amount,
+        {{ cast_input_decimal("trim(amount)") }} as amount,
         nullif(trim(method), '') as payment_method,
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         {{ load_metadata() }}
@@ -31,6 +35,7 @@ select
     payment_method,
     updated_at_utc,
     source_file,
-    source_line
+    source_line,
+    {{ restage_columns(source('raw', 'payments')) }}
 from deduplicated
 where _dedupe_rank = 1

@@ -6,7 +6,10 @@ a complete new copy beside the old one and swaps it in with an atomic rename: a 
 one whole publish, old or new, and a reader holding the old file open keeps reading it
 (POSIX keeps a renamed-over file alive while it is open). The Parquet folder is reached
 through a symlink that is replaced atomically; the folder it replaced is kept until the
-next publish (a reader may still be listing it), older ones are removed.
+next publish (a reader may still be listing it), older ones are removed. A reader that opens a
+file by path more than once in one query (DuckDB's `read_parquet`: at bind, and again per scan
+thread) must resolve the symlink once first; otherwise a swap between two opens pairs the old
+footer with the new file's pages.
 """
 
 from __future__ import annotations
@@ -16,53 +19,50 @@ import shutil
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
 from keyaccounts.publish.pending import PendingFiles
+from keyaccounts.publish.wap import SCHEMA, published_tables, table_columns
 from keyaccounts.warehouse import quote_ident
-
-BATCH_ROWS = 100_000
 
 
 def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str, pending: PendingFiles) -> Path:
     """Write the next BI copy from the marts as `conn` sees them (inside the publish
     transaction: the new marts, not yet committed); `pending` swaps it in after the commit.
 
-    DuckDB lets one transaction write one database only, so the copy is written through a
-    second connection, fed by Arrow batches streamed from the warehouse."""
+    The warehouse's connection writes the Parquet files (a COPY reads the uncommitted marts);
+    the DuckDB copy is loaded from them through a second connection."""
     published = Path(warehouse).parent / "published"
     published.mkdir(parents=True, exist_ok=True)
     pending.sweep(published, "*.tmp")
     link = published / "parquet"
     previous = os.readlink(link) if link.is_symlink() else None
-    tables = [r[0] for r in conn.execute(
-        "select table_name from information_schema.tables where table_schema = 'marts' "
-        "and table_type = 'BASE TABLE' order by 1").fetchall()]
+    tables = published_tables(conn)
     tag = "".join(ch if ch.isalnum() else "_" for ch in run_id)
 
-    def batches(table: str):
-        return conn.execute(f"select * from marts.{quote_ident(table)}").fetch_record_batch(BATCH_ROWS)
-
-    # 1. the DuckDB copy; tables go to the file's default schema: opened as `marts.duckdb`, its
-    # catalog is `marts`, so `select * from marts.customer_tier_monthly` reads exactly as in the
-    # warehouse (a schema also named marts inside it would make that name ambiguous in DuckDB)
-    tmp_db = pending.temp_for(published / "marts.duckdb")
-    tmp_db.unlink(missing_ok=True)
-    with duckdb.connect(str(tmp_db)) as copy:
-        for t in tables:
-            copy.register("incoming", batches(t))
-            copy.execute(f"create table main.{quote_ident(t)} as select * from incoming")
-            copy.unregister("incoming")
-
-    # 2. one Parquet file per mart, in a new folder the `parquet` symlink then points to
+    # 1. one Parquet file per mart, written by DuckDB itself (no rows pass through Python), in a
+    # new folder the `parquet` symlink then points to
     folder = pending.scratch(published / f"parquet-{tag}")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     for t in tables:
-        reader = batches(t)
-        with pq.ParquetWriter(folder / f"{t}.parquet", reader.schema) as writer:
-            for batch in reader:
-                writer.write_batch(batch)
+        # COPY takes no parameter for its target; the path is ours (warehouse folder + table name)
+        target = str(folder / f"{t}.parquet").replace("'", "''")
+        conn.execute(f"copy (select * from marts.{quote_ident(t)}) to '{target}' (format parquet)")
+
+    # 2. the DuckDB copy, loaded from those files through a second connection (DuckDB lets one
+    # transaction write one database only). Tables go to the file's default schema: opened as
+    # `marts.duckdb`, its catalog is `marts`, so `select * from marts.customer_tier_monthly` reads
+    # exactly as in the warehouse (a schema also named marts inside it would make that name
+    # ambiguous in DuckDB). Column types are set from the warehouse's, so the copy matches it even
+    # where Parquet has no such type.
+    tmp_db = pending.temp_for(published / "marts.duckdb")
+    tmp_db.unlink(missing_ok=True)
+    with duckdb.connect(str(tmp_db)) as copy:
+        for t in tables:
+            cols = ", ".join(f"cast({quote_ident(c)} as {typ}) as {quote_ident(c)}"
+                             for c, typ in table_columns(conn, SCHEMA, t))
+            copy.execute(f"create table main.{quote_ident(t)} as select {cols} from read_parquet(?)",
+                         [str(folder / f"{t}.parquet")])
     link_tmp = pending.temp_for(link)
     link_tmp.unlink(missing_ok=True)
     link_tmp.symlink_to(folder.name)

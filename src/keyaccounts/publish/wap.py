@@ -6,7 +6,10 @@ append-only record `marts.published_tiers`. A failed build or check never reache
 nothing, unless a restatement is asked for; then a new version is appended and
 `marts.published_tier_changes` says, per customer, what changed and who restated it why.
 
-The SQL runs on DuckDB and PostgreSQL alike. On PostgreSQL a mart is refilled in place
+The SQL runs on DuckDB and PostgreSQL alike. On DuckDB nothing is copied: the built table
+is renamed to `marts_build.<table>__published` and `marts.<table>` is a view of it, replaced
+in the same transaction (DuckDB cannot move a table to another schema; copying every mart
+took a tenth of a run, docs/benchmarks.md). On PostgreSQL a mart is refilled in place
 (delete + insert in the publish transaction: readers keep reading the old rows until the
 commit, and the BI role's grants and any view a user built on the table survive); it is
 dropped and re-created only when its columns changed.
@@ -23,6 +26,7 @@ from keyaccounts.warehouse import quote_ident
 
 BUILD_SCHEMA = "marts_build"
 SCHEMA = "marts"
+PUBLISHED_SUFFIX = "__published"  # DuckDB: marts.<t> is a view of marts_build.<t>__published
 RECORD_META = ("version", "published_at", "run_id")
 # what a restatement compares per customer
 DIFF_COLUMNS = ("tier", "raw_tier", "previous_tier", "tier_change", "value_score", "value_rank", "share_before",
@@ -44,6 +48,13 @@ def _tables(conn, schema: str) -> list[str]:
         "order by table_name", [schema]).fetchall()]
 
 
+def published_tables(conn) -> list[str]:
+    """What a reader finds in `marts`: the published marts (views on DuckDB) and the record."""
+    return [r[0] for r in conn.execute(
+        "select table_name from information_schema.tables where table_schema = ? "
+        "and table_type in ('BASE TABLE', 'VIEW') order by table_name", [SCHEMA]).fetchall()]
+
+
 def _ensure_record(conn) -> None:
     conn.execute(f"create schema if not exists {SCHEMA}")
     if "published_tiers" not in _tables(conn, SCHEMA):
@@ -61,7 +72,7 @@ def _ensure_record(conn) -> None:
     )
 
 
-def _columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
+def table_columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
     return [tuple(r) for r in conn.execute(
         "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? "
         "order by ordinal_position", [schema, table]).fetchall()]
@@ -70,13 +81,21 @@ def _columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
 def _replace_table(conn, table: str) -> None:
     """marts.<table> := marts_build.<table>, inside the caller's transaction."""
     target, source = f"{SCHEMA}.{quote_ident(table)}", f"{BUILD_SCHEMA}.{quote_ident(table)}"
-    if getattr(conn, "dialect", "duckdb") == "postgres" and _columns(conn, SCHEMA, table) == _columns(
-            conn, BUILD_SCHEMA, table):
-        conn.execute(f"delete from {target}")
-        conn.execute(f"insert into {target} select * from {source}")
+    if getattr(conn, "dialect", "duckdb") == "postgres":
+        if table_columns(conn, SCHEMA, table) == table_columns(conn, BUILD_SCHEMA, table):
+            conn.execute(f"delete from {target}")
+            conn.execute(f"insert into {target} select * from {source}")
+            return
+        conn.execute(f"drop table if exists {target}")
+        conn.execute(f"create table {target} as select * from {source}")
         return
-    conn.execute(f"drop table if exists {target}")
-    conn.execute(f"create table {target} as select * from {source}")
+    kept = table + PUBLISHED_SUFFIX
+    if table in _tables(conn, SCHEMA):  # a warehouse published before marts were views
+        conn.execute(f"drop table {target}")
+    conn.execute(f"drop view if exists {target}")
+    conn.execute(f"drop table if exists {BUILD_SCHEMA}.{quote_ident(kept)}")
+    conn.execute(f"alter table {source} rename to {quote_ident(kept)}")
+    conn.execute(f"create view {target} as select * from {BUILD_SCHEMA}.{quote_ident(kept)}")
 
 
 def _diff() -> str:
@@ -114,8 +133,6 @@ def publish(conn, month: str, run_id: str, restate: bool = False, reason: str | 
     conn.execute("begin transaction")
     try:
         conn.execute(f"create schema if not exists {SCHEMA}")
-        for table in built:
-            _replace_table(conn, table)
         _ensure_record(conn)
         current = conn.execute(f"select max(version) from {SCHEMA}.published_tiers where eval_month = ?",
                                [month]).fetchone()[0]
@@ -140,6 +157,10 @@ def publish(conn, month: str, run_id: str, restate: bool = False, reason: str | 
             differs = conn.execute(f"select count(*) from ({_diff()}) as d",
                                    [month, current, month]).fetchone()[0]
             result = PublishResult(month, "unchanged", current, 0, differs)
+        # the record reads the build, so the marts are swapped after it (on DuckDB the swap
+        # renames the built tables away)
+        for table in built:
+            _replace_table(conn, table)
         if before_commit is not None:
             before_commit(result)
         conn.execute("commit")

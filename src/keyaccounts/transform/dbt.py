@@ -10,7 +10,7 @@ from typing import Iterator
 
 from keyaccounts.config import DBT_PROJECT_DIR
 from keyaccounts.errors import BuildFailed
-from keyaccounts.warehouse import is_postgres, pg_params, release_dbt_handle
+from keyaccounts.warehouse import duckdb_settings, is_postgres, pg_params, release_dbt_handle
 
 
 @contextmanager
@@ -31,7 +31,8 @@ def warehouse_env(warehouse: Path | str) -> dict[str, str]:
     """What profiles.yml reads to reach the warehouse: the DuckDB file, or (target `postgres`)
     the PostgreSQL URL's parts; the password stays in the environment it came from."""
     if not is_postgres(warehouse):
-        return {"KEYACCOUNTS_DBT_TARGET": "duckdb", "KEYACCOUNTS_WAREHOUSE": str(Path(warehouse).resolve())}
+        settings = {f"KEYACCOUNTS_DUCKDB_{k.upper()}": v for k, v in duckdb_settings(warehouse).items()}
+        return {"KEYACCOUNTS_DBT_TARGET": "duckdb", "KEYACCOUNTS_WAREHOUSE": str(Path(warehouse).resolve()), **settings}
     pg = pg_params(str(warehouse))
     return {"KEYACCOUNTS_DBT_TARGET": "postgres", "KEYACCOUNTS_PG_HOST": pg["host"], "KEYACCOUNTS_PG_PORT": pg["port"],
             "KEYACCOUNTS_PG_USER": pg["user"], "KEYACCOUNTS_PG_DATABASE": pg["dbname"],
