@@ -1,7 +1,10 @@
 -- metrics.md "Receivables" over W(M), as running sums of start/stop events: an invoice
 -- due in month d counts for M in [d, d + 11]; a capped payment increment made in month p
--- counts for M in [max(d, p), d + 11]. Linear in the number of invoices and payments.
-with events as (
+-- counts for M in [max(d, p), d + 11]. outstanding_end and its aging the same way: each
+-- piece of an open invoice (int_invoice_open_pieces) counts in aging bucket k over the
+-- months where the piece and the bucket's months overlap. Linear in the number of invoices
+-- and payments, never invoice x month.
+with collection_events as (
     select
         customer_id,
         due_idx as month_idx,
@@ -37,6 +40,87 @@ with events as (
     where greatest(due_idx, pay_idx) < due_idx + {{ var('window_months') }}
 ),
 
+-- bucket 0 not_due, 1 overdue_1_30, 2 overdue_31_60, 3 overdue_61_90, 4 overdue_90_plus;
+-- 2147483647 stands for "open for good"
+open_spans as (
+    select
+        p.customer_id,
+        b.bucket,
+        p.remaining,
+        greatest(
+            p.start_idx,
+            case b.bucket
+                when 0 then p.start_idx
+                when 1 then p.overdue_1_idx
+                when 2 then p.overdue_31_idx
+                when 3 then p.overdue_61_idx
+                else p.overdue_91_idx
+            end
+        ) as from_idx,
+        least(
+            coalesce(p.end_idx, 2147483647),
+            case b.bucket
+                when 0 then p.overdue_1_idx
+                when 1 then p.overdue_31_idx
+                when 2 then p.overdue_61_idx
+                when 3 then p.overdue_91_idx
+                else 2147483647
+            end
+        ) as to_idx
+    from {{ ref('int_invoice_open_pieces') }} as p
+    cross join (values (0), (1), (2), (3), (4)) as b (bucket)
+),
+
+open_events as (
+    select
+        customer_id,
+        bucket,
+        from_idx as month_idx,
+        remaining as d_remaining,
+        1 as d_open
+    from open_spans
+    where from_idx < to_idx
+    union all
+    select
+        customer_id,
+        bucket,
+        to_idx as month_idx,
+        -remaining as d_remaining,
+        -1 as d_open
+    from open_spans
+    where from_idx < to_idx and to_idx < 2147483647
+),
+
+events as (
+    select
+        customer_id,
+        month_idx,
+        d_billed,
+        d_on_time,
+        d_collected,
+        0 as d_not_due,
+        0 as d_overdue_1_30,
+        0 as d_overdue_31_60,
+        0 as d_overdue_61_90,
+        0 as d_overdue_90_plus,
+        0 as d_open
+    from collection_events
+    union all
+    select
+        customer_id,
+        month_idx,
+        0 as d_billed,
+        0 as d_on_time,
+        0 as d_collected,
+        case when bucket = 0 then d_remaining else 0 end as d_not_due,
+        case when bucket = 1 then d_remaining else 0 end as d_overdue_1_30,
+        case when bucket = 2 then d_remaining else 0 end as d_overdue_31_60,
+        case when bucket = 3 then d_remaining else 0 end as d_overdue_61_90,
+        case when bucket = 4 then d_remaining else 0 end as d_overdue_90_plus,
+        d_open
+    from open_events
+),
+
 spine as (
     select
         customer_id,
@@ -44,6 +128,7 @@ spine as (
     from {{ ref('int_customer_months') }}
 ),
 
+-- the spine's rows carry no change; they make sure every evaluated month gets a row
 per_month as (
     select
         customer_id,
@@ -51,16 +136,14 @@ per_month as (
         sum(d_billed) as d_billed,
         sum(d_on_time) as d_on_time,
         sum(d_collected) as d_collected,
-        max(is_spine) as is_spine
+        sum(d_not_due) as d_not_due,
+        sum(d_overdue_1_30) as d_overdue_1_30,
+        sum(d_overdue_31_60) as d_overdue_31_60,
+        sum(d_overdue_61_90) as d_overdue_61_90,
+        sum(d_overdue_90_plus) as d_overdue_90_plus,
+        sum(d_open) as d_open
     from (
-        select
-            customer_id,
-            month_idx,
-            d_billed,
-            d_on_time,
-            d_collected,
-            0 as is_spine
-        from events
+        select * from events
         union all
         select
             customer_id,
@@ -68,7 +151,12 @@ per_month as (
             0 as d_billed,
             0 as d_on_time,
             0 as d_collected,
-            1 as is_spine
+            0 as d_not_due,
+            0 as d_overdue_1_30,
+            0 as d_overdue_31_60,
+            0 as d_overdue_61_90,
+            0 as d_overdue_90_plus,
+            0 as d_open
         from spine
     ) as u
     group by customer_id, month_idx
@@ -78,27 +166,17 @@ running as (
     select
         customer_id,
         month_idx,
-        is_spine,
         sum(d_billed) over to_date as billed_due_12m,
         sum(d_collected) over to_date as collected_12m,
-        sum(d_on_time) over to_date as paid_on_time_12m
+        sum(d_on_time) over to_date as paid_on_time_12m,
+        sum(d_not_due) over to_date as aging_not_due,
+        sum(d_overdue_1_30) over to_date as aging_overdue_1_30,
+        sum(d_overdue_31_60) over to_date as aging_overdue_31_60,
+        sum(d_overdue_61_90) over to_date as aging_overdue_61_90,
+        sum(d_overdue_90_plus) over to_date as aging_overdue_90_plus,
+        sum(d_open) over to_date as open_invoices
     from per_month
     window to_date as ({{ window_to_date() }})
-),
-
-open_items as (
-    select
-        customer_id,
-        month_idx,
-        sum(remaining) as outstanding_end,
-        sum(case when days_past_due <= 0 then remaining else 0 end) as aging_not_due,
-        sum(case when days_past_due between 1 and 30 then remaining else 0 end) as aging_overdue_1_30,
-        sum(case when days_past_due between 31 and 60 then remaining else 0 end) as aging_overdue_31_60,
-        sum(case when days_past_due between 61 and 90 then remaining else 0 end) as aging_overdue_61_90,
-        sum(case when days_past_due > 90 then remaining else 0 end) as aging_overdue_90_plus,
-        count(*) as open_invoices
-    from {{ ref('int_invoice_open_months') }}
-    group by customer_id, month_idx
 )
 
 select
@@ -109,15 +187,16 @@ select
     cast(r.paid_on_time_12m as {{ money_type() }}) as paid_on_time_12m,
     {{ safe_ratio('r.collected_12m', 'r.billed_due_12m') }} as collection_rate_12m,
     {{ safe_ratio('r.paid_on_time_12m', 'r.billed_due_12m') }} as on_time_rate_12m,
-    cast(coalesce(o.outstanding_end, 0) as {{ money_type() }}) as outstanding_end,
-    cast(coalesce(o.aging_not_due, 0) as {{ money_type() }}) as aging_not_due,
-    cast(coalesce(o.aging_overdue_1_30, 0) as {{ money_type() }}) as aging_overdue_1_30,
-    cast(coalesce(o.aging_overdue_31_60, 0) as {{ money_type() }}) as aging_overdue_31_60,
-    cast(coalesce(o.aging_overdue_61_90, 0) as {{ money_type() }}) as aging_overdue_61_90,
-    cast(coalesce(o.aging_overdue_90_plus, 0) as {{ money_type() }}) as aging_overdue_90_plus,
-    cast(coalesce(o.open_invoices, 0) as bigint) as open_invoices
+    cast(
+        r.aging_not_due + r.aging_overdue_1_30 + r.aging_overdue_31_60 + r.aging_overdue_61_90
+        + r.aging_overdue_90_plus as {{ money_type() }}
+    ) as outstanding_end,
+    cast(r.aging_not_due as {{ money_type() }}) as aging_not_due,
+    cast(r.aging_overdue_1_30 as {{ money_type() }}) as aging_overdue_1_30,
+    cast(r.aging_overdue_31_60 as {{ money_type() }}) as aging_overdue_31_60,
+    cast(r.aging_overdue_61_90 as {{ money_type() }}) as aging_overdue_61_90,
+    cast(r.aging_overdue_90_plus as {{ money_type() }}) as aging_overdue_90_plus,
+    cast(r.open_invoices as bigint) as open_invoices
 from spine as s
 inner join running as r
     on s.customer_id = r.customer_id and s.month_idx = r.month_idx
-left join open_items as o
-    on s.customer_id = o.customer_id and s.month_idx = o.month_idx

@@ -4,30 +4,38 @@
 -- paid_on_time_12m of customer_receivables_monthly. It covers the last
 -- `receivables_detail_months` evaluation months (null: all): one row per invoice and month
 -- is by far the largest table of the warehouse (docs/benchmarks.md).
-with months as (
-    select
-        customer_id,
-        month_idx,
-        eval_month,
-        month_end
-    from {{ ref('int_customer_months') }}
-    {%- if var('receivables_detail_months') is not none %}
-        where month_idx > {{ through_month_index() }} - {{ var('receivables_detail_months') | int }}
-    {%- endif %}
+
+-- each invoice is in W(M) for the window_months months from its due month on: its rows are
+-- made by adding those offsets to due_idx and matched to the evaluated customer-months by
+-- equality (a range join on customer_id alone pairs every invoice with every month first)
+with offsets as (
+    select o.k
+    from (
+        values
+        {%- for k in range(var('window_months') | int) %}
+            ({{ k }}){{ "," if not loop.last }}
+        {%- endfor %}
+    ) as o (k)
 ),
 
-invoices as (
+invoice_months as (
     select
         i.invoice_id,
         i.customer_id,
         i.invoice_date,
         i.due_date,
-        i.due_idx,
         i.amount_reporting,
-        o.paid_on_time
+        o.paid_on_time,
+        i.due_idx + f.k as month_idx
     from {{ ref('int_invoices_counted') }} as i
     inner join {{ ref('int_invoice_on_time') }} as o
         on i.invoice_id = o.invoice_id
+    cross join offsets as f
+    where
+        i.due_idx + f.k <= {{ through_month_index() }}
+        {%- if var('receivables_detail_months') is not none %}
+            and i.due_idx + f.k > {{ through_month_index() }} - {{ var('receivables_detail_months') | int }}
+        {%- endif %}
 ),
 
 due_in_window as (
@@ -41,11 +49,9 @@ due_in_window as (
         i.due_date,
         i.amount_reporting,
         i.paid_on_time
-    from months as m
-    inner join invoices as i
-        on
-            m.customer_id = i.customer_id
-            and i.due_idx between m.month_idx - {{ var('window_months') - 1 }} and m.month_idx
+    from invoice_months as i
+    inner join {{ ref('int_customer_months') }} as m
+        on i.customer_id = m.customer_id and i.month_idx = m.month_idx
 ),
 
 -- capped_cum is cumulative, so what was collected by end(M) is the capped_cum of the

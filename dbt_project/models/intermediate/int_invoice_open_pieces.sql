@@ -1,6 +1,9 @@
--- metrics.md outstanding_end and aging: each invoice, for every evaluation month from its
--- invoice month while something is left to pay, with the amount left at end(M) and its
--- days past due. The remaining amount is a step function that changes in payment months.
+-- metrics.md outstanding_end and aging, as pieces instead of invoice x month rows: what is
+-- left to pay on an invoice is a step function that changes only in payment months. One
+-- row per invoice and step while something is left, holding from start_idx up to (not
+-- including) end_idx (null: still open), with the months its days past due at end(M)
+-- (end(M) - due_date) enter each aging bucket: end(M) >= due_date + k exactly when
+-- M >= the month of due_date + k.
 with changes as (
     select
         invoice_id,
@@ -39,16 +42,15 @@ pieces as (
 )
 
 select
-    p.invoice_id,
-    p.customer_id,
-    m.month_idx,
-    m.month_end,
-    p.due_date,
-    p.remaining,
-    cast(m.month_end - p.due_date as integer) as days_past_due
-from pieces as p
-inner join {{ ref('int_eval_months') }} as m
-    on
-        p.start_idx <= m.month_idx
-        and (p.end_idx is null or p.end_idx > m.month_idx)
-where p.remaining > 0
+    invoice_id,
+    customer_id,
+    due_date,
+    start_idx,
+    end_idx,
+    remaining,
+    cast({{ month_index('due_date + 1') }} as integer) as overdue_1_idx,
+    cast({{ month_index('due_date + 31') }} as integer) as overdue_31_idx,
+    cast({{ month_index('due_date + 61') }} as integer) as overdue_61_idx,
+    cast({{ month_index('due_date + 91') }} as integer) as overdue_91_idx
+from pieces
+where remaining > 0
