@@ -31,8 +31,10 @@ params as (
 ),
 
 -- sources.md "Duplicates": per key, the row with the latest updated_at (an instant) wins, ties
--- to the file taken later, then the later line; `_k` orders the rows that way, so the current
--- version of a key is arg_max(row, _k)
+-- to the file taken later, then the later line; `_k` orders the rows that way (it is unique), so
+-- the current version of a key is its row with the largest _k. The feeds with millions of keys
+-- take it with a window (DuckDB sorts partitions out of core); arg_max(struct) over 20 million
+-- text keys does not spill and ran out of memory at L
 customers as (
     select customer_id, r.scope, year(r.signed_on) * 12 + month(r.signed_on) - 1 as signed_m
     from (
@@ -50,15 +52,10 @@ fx as (
 ),
 
 orders as (
-    select r.*
-    from (
-        select order_id,
-               arg_max({'customer_id': customer_id, 'status': status,
-                        'currency': coalesce(nullif(currency, ''), '{rc}'), 'order_date': cast(order_date as date),
-                        'net_cents': cast(cast(net_amount as decimal(18, 2)) * 100 as bigint)}, _k) as r
-        from {orders}
-        group by order_id
-    )
+    select customer_id, status, coalesce(nullif(currency, ''), '{rc}') as currency,
+           cast(order_date as date) as order_date, cast(cast(net_amount as decimal(18, 2)) * 100 as bigint) as net_cents
+    from {orders}
+    qualify row_number() over (partition by order_id order by _k desc) = 1
 ),
 
 -- completed orders in micro-units of the reporting currency at the rate of the order's month;
@@ -84,32 +81,23 @@ invoices as (
     select i.invoice_id, i.customer_id, i.currency, i.amount_cents, i.due_m,
            case when i.currency = '{rc}' then 10000 else fx.rate_u end as rate_u
     from (
-        select invoice_id, r.customer_id, r.currency, r.amount_cents,
-               year(r.invoice_date) * 12 + month(r.invoice_date) - 1 as inv_m,
-               year(r.due_date) * 12 + month(r.due_date) - 1 as due_m
-        from (
-            select invoice_id,
-                   arg_max({'customer_id': customer_id, 'currency': coalesce(nullif(currency, ''), '{rc}'),
-                            'amount_cents': cast(cast(amount as decimal(18, 2)) * 100 as bigint),
-                            'invoice_date': cast(invoice_date as date), 'due_date': cast(due_date as date)}, _k) as r
-            from {invoices}
-            group by invoice_id
-        )
+        select invoice_id, customer_id, coalesce(nullif(currency, ''), '{rc}') as currency,
+               cast(cast(amount as decimal(18, 2)) * 100 as bigint) as amount_cents,
+               year(cast(invoice_date as date)) * 12 + month(cast(invoice_date as date)) - 1 as inv_m,
+               year(cast(due_date as date)) * 12 + month(cast(due_date as date)) - 1 as due_m
+        from {invoices}
+        qualify row_number() over (partition by invoice_id order by _k desc) = 1
     ) as i
     left join fx on fx.currency = i.currency and fx.m = i.inv_m
     where i.currency = '{rc}' or fx.rate_u is not null
 ),
 
 payments as (
-    select r.invoice_id, nullif(r.currency, '') as currency,
-           year(r.payment_date) * 12 + month(r.payment_date) - 1 as pay_m, r.paid_cents
-    from (
-        select payment_id,
-               arg_max({'invoice_id': invoice_id, 'currency': currency, 'payment_date': cast(payment_date as date),
-                        'paid_cents': cast(cast(amount as decimal(18, 2)) * 100 as bigint)}, _k) as r
-        from {payments}
-        group by payment_id
-    )
+    select invoice_id, nullif(currency, '') as currency,
+           year(cast(payment_date as date)) * 12 + month(cast(payment_date as date)) - 1 as pay_m,
+           cast(cast(amount as decimal(18, 2)) * 100 as bigint) as paid_cents
+    from {payments}
+    qualify row_number() over (partition by payment_id order by _k desc) = 1
 ),
 
 -- payments applied to a known invoice in the same currency (a payment without a currency is in
@@ -134,15 +122,11 @@ collected_steps as (
 ),
 
 surveys as (
-    select r.customer_id, r.nps, r.sat, year(r.day) * 12 + month(r.day) - 1 as m
-    from (
-        select response_id,
-               arg_max({'customer_id': customer_id, 'nps': cast(nps_score as integer),
-                        'sat': cast(satisfaction as integer), 'day': cast(cast(submitted_at as timestamptz) as date)},
-                       _k) as r
-        from {survey_responses}
-        group by response_id
-    )
+    select customer_id, cast(nps_score as integer) as nps, cast(satisfaction as integer) as sat,
+           year(cast(cast(submitted_at as timestamptz) as date)) * 12
+           + month(cast(cast(submitted_at as timestamptz) as date)) - 1 as m
+    from {survey_responses}
+    qualify row_number() over (partition by response_id order by _k desc) = 1
 ),
 
 -- per customer and month: sales, invoices falling due, collections, survey answers

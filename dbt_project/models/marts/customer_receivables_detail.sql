@@ -35,6 +35,9 @@ invoice_months as (
         i.due_idx + f.k <= {{ through_month_index() }}
         {%- if var('receivables_detail_months') is not none %}
             and i.due_idx + f.k > {{ through_month_index() }} - {{ var('receivables_detail_months') | int }}
+            -- the same bound on the invoice alone, so it is applied before the offsets multiply it
+            and i.due_idx > {{ through_month_index() }} - {{ var('receivables_detail_months') | int }}
+            - {{ var('window_months') | int }}
         {%- endif %}
 ),
 
