@@ -627,7 +627,7 @@ def floor_tier_table(inbox: Path, through: str, months: str = "last"):
         con.close()
 
 
-FLOOR_MEMORY_LIMIT = "8GB"  # one query on a 24 GiB machine; the pipeline's DuckDB gets 4GB (its RSS target is 8 GiB)
+FLOOR_MEMORY_LIMIT = "8GB"  # the same budget as the pipeline's DuckDB (its memory_limit default)
 
 
 def floor_connection():
