@@ -190,6 +190,37 @@ def test_duckdb_settings_reach_every_connection_to_the_warehouse(tmp_path, monke
     assert warehouse_env(tmp_path / "wh.duckdb")["KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY"] == str(tmp_path / "wh.duckdb.tmp")
 
 
+def test_the_bi_copy_connection_gets_the_run_settings(tmp_path, monkeypatch):
+    """The BI copy is loaded through a second DuckDB instance: without the settings it would take
+    DuckDB's default memory limit (80% of the RAM) beside the warehouse's."""
+    import keyaccounts.publish.bi_copy as bi_copy
+    from keyaccounts.publish.pending import PendingFiles
+    from keyaccounts.warehouse import connect
+
+    monkeypatch.setenv("KEYACCOUNTS_DUCKDB_THREADS", "1")
+    monkeypatch.setenv("KEYACCOUNTS_DUCKDB_MEMORY_LIMIT", "300MB")
+    seen = []
+    real_connect = duckdb.connect
+
+    def spy(database=":memory:", *args, **kwargs):
+        conn = real_connect(database, *args, **kwargs)
+        seen.append(conn.execute("select current_setting('threads'), current_setting('memory_limit'), "
+                                 "current_setting('temp_directory')").fetchone())
+        return conn
+
+    wh = tmp_path / "wh.duckdb"
+    conn = connect(wh)
+    try:
+        conn.execute("create schema marts; create table marts.t as select 1 as x")
+        monkeypatch.setattr(bi_copy.duckdb, "connect", spy)
+        bi_copy.stage_bi_copy(conn, wh, "run-1", PendingFiles())
+    finally:
+        conn.close()
+    assert len(seen) == 1
+    threads, limit, temp = seen[0]
+    assert threads == 1 and limit.startswith("286") and temp == str(tmp_path / "wh.duckdb.tmp" / "bi_copy")
+
+
 def test_dbt_opens_duckdb_with_the_temp_directory_once(tmp_path):
     """dbt-duckdb runs every `settings` entry as a SET on each new cursor, and DuckDB refuses to
     switch the temp directory once it has spilled there: the L benchmark failed that way mid-build.

@@ -22,7 +22,7 @@ import duckdb
 
 from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.publish.wap import SCHEMA, published_tables, table_columns
-from keyaccounts.warehouse import quote_ident
+from keyaccounts.warehouse import duckdb_settings, quote_ident
 
 
 def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str, pending: PendingFiles) -> Path:
@@ -57,7 +57,11 @@ def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str,
     # where Parquet has no such type.
     tmp_db = pending.temp_for(published / "marts.duckdb")
     tmp_db.unlink(missing_ok=True)
-    with duckdb.connect(str(tmp_db)) as copy:
+    # the run's DuckDB settings here too (DuckDB's own default memory limit is 80% of the RAM);
+    # its own spill folder, as two database instances must not share temporary files
+    settings = duckdb_settings(warehouse)
+    settings["temp_directory"] = str(Path(settings["temp_directory"]) / "bi_copy")
+    with duckdb.connect(str(tmp_db), config=settings) as copy:
         for t in tables:
             cols = ", ".join(f"cast({quote_ident(c)} as {typ}) as {quote_ident(c)}"
                              for c, typ in table_columns(conn, SCHEMA, t))
