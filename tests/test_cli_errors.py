@@ -192,7 +192,8 @@ def test_duckdb_settings_reach_every_connection_to_the_warehouse(tmp_path, monke
 
 def test_the_bi_copy_connection_gets_the_run_settings(tmp_path, monkeypatch):
     """The BI copy is loaded through a second DuckDB instance: without the settings it would take
-    DuckDB's default memory limit (80% of the RAM) beside the warehouse's."""
+    DuckDB's default memory limit (80% of the RAM) beside the warehouse's; it gets a quarter of
+    the run's limit, as the warehouse's instance keeps its buffers open beside it."""
     import keyaccounts.publish.bi_copy as bi_copy
     from keyaccounts.publish.pending import PendingFiles
     from keyaccounts.warehouse import connect
@@ -218,7 +219,8 @@ def test_the_bi_copy_connection_gets_the_run_settings(tmp_path, monkeypatch):
         conn.close()
     assert len(seen) == 1
     threads, limit, temp = seen[0]
-    assert threads == 1 and limit.startswith("286") and temp == str(tmp_path / "wh.duckdb.tmp" / "bi_copy")
+    # a quarter of the run's limit: 300 MB / 4, rounded down to whole MiB
+    assert threads == 1 and limit == "71.0 MiB" and temp == str(tmp_path / "wh.duckdb.tmp" / "bi_copy")
 
 
 def test_dbt_opens_duckdb_with_the_temp_directory_once(tmp_path):

@@ -15,6 +15,7 @@ footer with the new file's pages.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,27 @@ import duckdb
 from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.publish.wap import SCHEMA, published_tables, table_columns
 from keyaccounts.warehouse import duckdb_settings, quote_ident
+
+
+# a quarter of the run's memory limit: the warehouse's own instance is still open beside it,
+# holding its buffers (with both at the full limit a run at L peaked at 15.7 GB RSS); loading
+# tables from Parquet streams, and spills past the limit
+COPY_MEMORY_SHARE = 4
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def copy_settings(warehouse: Path) -> dict[str, str]:
+    """The run's DuckDB settings for the copy's own instance (DuckDB's default memory limit is
+    80% of the RAM), with a share of the memory limit and its own spill folder (two instances
+    must not share temporary files)."""
+    settings = duckdb_settings(warehouse)
+    settings["temp_directory"] = str(Path(settings["temp_directory"]) / "bi_copy")
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", settings["memory_limit"])
+    if match and match.group(2).lower() in _UNITS:  # anything else is left for DuckDB to judge
+        limit = float(match.group(1)) * _UNITS[match.group(2).lower()]
+        settings["memory_limit"] = f"{max(int(limit / COPY_MEMORY_SHARE / 2**20), 16)}MiB"
+    return settings
 
 
 def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str, pending: PendingFiles) -> Path:
@@ -57,11 +79,7 @@ def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str,
     # where Parquet has no such type.
     tmp_db = pending.temp_for(published / "marts.duckdb")
     tmp_db.unlink(missing_ok=True)
-    # the run's DuckDB settings here too (DuckDB's own default memory limit is 80% of the RAM);
-    # its own spill folder, as two database instances must not share temporary files
-    settings = duckdb_settings(warehouse)
-    settings["temp_directory"] = str(Path(settings["temp_directory"]) / "bi_copy")
-    with duckdb.connect(str(tmp_db), config=settings) as copy:
+    with duckdb.connect(str(tmp_db), config=copy_settings(warehouse)) as copy:
         for t in tables:
             cols = ", ".join(f"cast({quote_ident(c)} as {typ}) as {quote_ident(c)}"
                              for c, typ in table_columns(conn, SCHEMA, t))
