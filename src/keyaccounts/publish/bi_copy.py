@@ -36,10 +36,12 @@ _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 
 def copy_settings(warehouse: Path) -> dict[str, str]:
     """The run's DuckDB settings for the copy's own instance (DuckDB's default memory limit is
-    80% of the RAM), with a share of the memory limit and its own spill folder (two instances
-    must not share temporary files)."""
+    80% of the RAM), with a share of the memory limit and its own spill folder beside the run's (two
+    instances must not share temporary files)."""
     settings = duckdb_settings(warehouse)
-    settings["temp_directory"] = str(Path(settings["temp_directory"]) / "bi_copy")
+    # a sibling, not a subfolder: DuckDB creates one level of folder, and the run's may not exist yet
+    run_temp = Path(settings["temp_directory"])
+    settings["temp_directory"] = str(run_temp.with_name(run_temp.name + ".bi_copy"))
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", settings["memory_limit"])
     if match and match.group(2).lower() in _UNITS:  # anything else is left for DuckDB to judge
         limit = float(match.group(1)) * _UNITS[match.group(2).lower()]
