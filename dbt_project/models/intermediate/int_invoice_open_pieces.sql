@@ -48,9 +48,6 @@ select
     start_idx,
     end_idx,
     remaining,
-    cast({{ month_index('due_date + 1') }} as integer) as overdue_1_idx,
-    cast({{ month_index('due_date + 31') }} as integer) as overdue_31_idx,
-    cast({{ month_index('due_date + 61') }} as integer) as overdue_61_idx,
-    cast({{ month_index('due_date + 91') }} as integer) as overdue_91_idx
+    {{ aging_from_indexes('due_date') }}
 from pieces
 where remaining > 0

@@ -40,7 +40,8 @@ with collection_events as (
     where greatest(due_idx, pay_idx) < due_idx + {{ var('window_months') }}
 ),
 
--- bucket 0 not_due, 1 overdue_1_30, 2 overdue_31_60, 3 overdue_61_90, 4 overdue_90_plus;
+-- bucket 0 not_due, 1 overdue_1_30, 2 overdue_31_60, 3 overdue_61_90, 4 overdue_90_plus (each
+-- from the month in int_invoice_open_pieces, bounds in macro aging_buckets);
 -- 2147483647 stands for "open for good"
 open_spans as (
     select
@@ -51,19 +52,19 @@ open_spans as (
             p.start_idx,
             case b.bucket
                 when 0 then p.start_idx
-                when 1 then p.overdue_1_idx
-                when 2 then p.overdue_31_idx
-                when 3 then p.overdue_61_idx
-                else p.overdue_91_idx
+                when 1 then p.overdue_1_30_from_idx
+                when 2 then p.overdue_31_60_from_idx
+                when 3 then p.overdue_61_90_from_idx
+                else p.overdue_90_plus_from_idx
             end
         ) as from_idx,
         least(
             coalesce(p.end_idx, 2147483647),
             case b.bucket
-                when 0 then p.overdue_1_idx
-                when 1 then p.overdue_31_idx
-                when 2 then p.overdue_61_idx
-                when 3 then p.overdue_91_idx
+                when 0 then p.overdue_1_30_from_idx
+                when 1 then p.overdue_31_60_from_idx
+                when 2 then p.overdue_61_90_from_idx
+                when 3 then p.overdue_90_plus_from_idx
                 else 2147483647
             end
         ) as to_idx

@@ -82,11 +82,7 @@ select
     cast(d.month_end - d.due_date as integer) as days_past_due,
     case
         when d.amount_reporting - coalesce(c.capped_cum, 0) = 0 then 'paid'
-        when d.month_end - d.due_date <= 0 then 'not_due'
-        when d.month_end - d.due_date <= 30 then 'overdue_1_30'
-        when d.month_end - d.due_date <= 60 then 'overdue_31_60'
-        when d.month_end - d.due_date <= 90 then 'overdue_61_90'
-        else 'overdue_90_plus'
+        else {{ aging_bucket('d.month_end - d.due_date') }}
     end as aging_bucket
 from due_in_window as d
 left join steps as c

@@ -42,17 +42,15 @@ class PublishResult:
     differs_from_record: int = 0  # customers whose rebuilt row differs from the record (not restated)
 
 
-def _tables(conn, schema: str) -> list[str]:
+def _tables(conn, schema: str, views: bool = False) -> list[str]:
     return [r[0] for r in conn.execute(
-        "select table_name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE' "
-        "order by table_name", [schema]).fetchall()]
+        "select table_name from information_schema.tables where table_schema = ? "
+        "and table_type in ('BASE TABLE', ?) order by table_name", [schema, "VIEW" if views else "BASE TABLE"]).fetchall()]
 
 
 def published_tables(conn) -> list[str]:
     """What a reader finds in `marts`: the published marts (views on DuckDB) and the record."""
-    return [r[0] for r in conn.execute(
-        "select table_name from information_schema.tables where table_schema = ? "
-        "and table_type in ('BASE TABLE', 'VIEW') order by table_name", [SCHEMA]).fetchall()]
+    return _tables(conn, SCHEMA, views=True)
 
 
 def _ensure_record(conn) -> None:
