@@ -1185,6 +1185,26 @@ def _child_compute(kind: str, inbox: str, through: str, out: str) -> int:
     return 0
 
 
+def _vm_hwm_kb() -> int:
+    """This process's peak RSS since the last reset, in kB (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _reset_vm_hwm() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
 def _child_pipeline(timings_path: str, argv: list[str]) -> int:
     """`_pipeline`: `keyaccounts run ...` through the CLI's own entry point, with each task (and the
     steps inside ingest and publish) timed by wrapping the functions the pipeline calls."""
@@ -1193,15 +1213,30 @@ def _child_pipeline(timings_path: str, argv: list[str]) -> int:
     from keyaccounts.ingest import loader, readers
 
     timings: dict[str, float] = {}
+    peaks: dict[str, int] = {}  # peak RSS (kB) per stage
+    active: list[str] = []
+
+    def checkpoint() -> None:
+        # The kernel's high-water mark since the last reset belongs to every stage running in that
+        # interval; resetting it (clear_refs 5) starts the next interval.
+        hwm = _vm_hwm_kb()
+        peaks["process"] = max(peaks.get("process", 0), hwm)
+        for stage in active:
+            peaks[stage] = max(peaks.get(stage, 0), hwm)
+        _reset_vm_hwm()
 
     def timed(owner, attr: str, name: str) -> None:
         fn = getattr(owner, attr)
 
         def wrapper(*args, **kwargs):
             t = time.perf_counter()
+            checkpoint()
+            active.append(name)
             try:
                 return fn(*args, **kwargs)
             finally:
+                checkpoint()
+                active.remove(name)
                 timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
 
         setattr(owner, attr, wrapper)
@@ -1223,6 +1258,8 @@ def _child_pipeline(timings_path: str, argv: list[str]) -> int:
     code = main(argv)
     timings["process_total_in_python"] = time.perf_counter() - started
     timings["imports"] = imported
+    checkpoint()  # the resets hide the whole run's peak from wait4: "process" keeps it
+    timings.update({f"peak_rss_mb.{k}": v / 1024 for k, v in peaks.items()})
     Path(timings_path).write_text(json.dumps(timings, indent=1), encoding="utf-8")
     return code
 
@@ -1324,6 +1361,11 @@ def _stages(timings: dict, total: float) -> dict:
     for k in parts:
         stages[k] = round(timings.get(k, 0.0), 2)
     return stages
+
+
+def _stage_peaks(timings: dict) -> dict:
+    """Peak RSS (MB) of the pipeline process while each stage ran (dbt runs in-process)."""
+    return {k.split(".", 1)[1]: round(v) for k, v in timings.items() if k.startswith("peak_rss_mb.")}
 
 
 def machine() -> dict:
@@ -1433,9 +1475,11 @@ def benchmark(scale: str, fmt: str, workdir: Path, rss_limit_mb: float, log=prin
     full = child("pipeline", _self("_pipeline", str(results / "pipeline-timings.json"), *run_args),
                  env=code_env, cwd=code_dir)
     timings = json.loads((results / "pipeline-timings.json").read_text()) if full.returncode == 0 else {}
+    full.peak_rss_mb = max(full.peak_rss_mb, timings.get("peak_rss_mb.process", 0.0))
     figures.update(pipeline_s=round(full.seconds, 2), peak_rss_mb=round(full.peak_rss_mb),
                    pipeline_peak_rss_mb=round(full.peak_rss_mb),
                    pipeline_cpu_s=round(full.cpu_s, 1), stages=_stages(timings, full.seconds),
+                   stage_peak_rss_mb=_stage_peaks(timings),
                    ingest_detail={k.split(".", 1)[1]: round(v, 2) for k, v in timings.items()
                                   if k.startswith("ingest.")},
                    dbt=_dbt_node_timings(warehouse))
@@ -1463,9 +1507,11 @@ def benchmark(scale: str, fmt: str, workdir: Path, rss_limit_mb: float, log=prin
         inc = child("pipeline-increment", _self("_pipeline", str(results / "increment-timings.json"), *run_args),
                     env=code_env, cwd=code_dir)
         inc_timings = json.loads((results / "increment-timings.json").read_text()) if inc.returncode == 0 else {}
+        inc.peak_rss_mb = max(inc.peak_rss_mb, inc_timings.get("peak_rss_mb.process", 0.0))
         figures.update(incremental_s=round(inc.seconds, 2), incremental_peak_rss_mb=round(inc.peak_rss_mb),
                        incremental_cpu_s=round(inc.cpu_s, 1),
-                       incremental_stages=_stages(inc_timings, inc.seconds))
+                       incremental_stages=_stages(inc_timings, inc.seconds),
+                       incremental_stage_peak_rss_mb=_stage_peaks(inc_timings))
         figures["peak_rss_mb"] = round(max(full.peak_rss_mb, inc.peak_rss_mb))
         floor2 = child("floor-after-increment", _self("_floor", str(inbox), through,
                                                       str(results / "floor-increment.parquet")))
@@ -1530,7 +1576,7 @@ def report(f: dict) -> str:
         f.get("pandas_cpu_s"))
     row("pipeline (keyaccounts run)", f.get("pipeline_s"), f.get("pipeline_peak_rss_mb"), f.get("pipeline_cpu_s"))
     for k, v in f.get("stages", {}).items():
-        row(("    " if "." in k else "  ") + k.replace("publish.", ""), v)
+        row(("    " if "." in k else "  ") + k.replace("publish.", ""), v, f.get("stage_peak_rss_mb", {}).get(k))
     if f.get("ingest_detail"):
         lines.append("  ingest detail: " + ", ".join(f"{k} {v:.1f}" for k, v in f["ingest_detail"].items()))
     if f.get("dbt"):
@@ -1541,7 +1587,7 @@ def report(f: dict) -> str:
         f.get("incremental_cpu_s"))
     for k in ("ingest", "dbt_build", "checks", "publish"):
         if f.get("incremental_stages"):
-            row("  " + k, f["incremental_stages"].get(k))
+            row("  " + k, f["incremental_stages"].get(k), f.get("incremental_stage_peak_rss_mb", {}).get(k))
     row("floor after the increment", f.get("floor_after_increment_s"))
     agree = f.get("tables_agree")
     lines += ["", f"tier tables (latest month: {', '.join(COMPARE_COLUMNS)}): "

@@ -19,3 +19,32 @@ from {{ relation }}
     _file_seq,
     _line
 {%- endmacro %}
+
+{# The duplicate rule of sources.md on raw rows with one key column: the rows of
+   `raw_relation` (after `row_filter`) that win for their trimmed key. Only the key, the
+   timestamp and the row's place (_file_seq, _line: unique in raw) go through the window; the
+   winners are then read back whole. Ranking full-width typed rows held every column of 20
+   million orders in the window and ran out of memory under a 4 GB limit at L (docs/benchmarks.md). #}
+{% macro latest_raw_rows(raw_relation, key, row_filter='') -%}
+select src.*
+from {{ raw_relation }} as src
+inner join (
+    select
+        ranked._file_seq,
+        ranked._line
+    from (
+        select
+            _file_seq,
+            _line,
+            row_number() over (
+                partition by trim({{ key }})
+                order by {{ parse_timestamp_utc('updated_at') }} desc nulls last, _file_seq desc, _line desc
+            ) as _dedupe_rank
+        from {{ raw_relation }}
+        {{ row_filter }}
+    ) as ranked
+    where ranked._dedupe_rank = 1
+) as winners
+    on src._file_seq = winners._file_seq and src._line = winners._line
+{{ row_filter }}
+{%- endmacro %}

@@ -29,13 +29,14 @@ def is_postgres(warehouse: Path | str) -> bool:
 def duckdb_settings(path: Path | str) -> dict[str, str]:
     """The DuckDB settings of every connection to the warehouse file, ours and dbt's (profiles.yml
     reads the same variables, passed on by `transform.dbt.warehouse_env`):
-    KEYACCOUNTS_DUCKDB_THREADS (default 2), KEYACCOUNTS_DUCKDB_MEMORY_LIMIT (8GB: at
-    4GB, staging's dedupe window over 20 million orders runs out of memory; docs/benchmarks.md) and
+    KEYACCOUNTS_DUCKDB_THREADS (default 2), KEYACCOUNTS_DUCKDB_MEMORY_LIMIT (5GB: the
+    process's RSS goes past the limit by about a gigabyte at 20 million orders, and the BI copy's
+    second instance takes a quarter of it, so the run stays under 8 GiB; docs/benchmarks.md) and
     KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY, where DuckDB spills what passes the memory limit
     (default `<warehouse>.tmp` beside the file, DuckDB's own default)."""
     return {
         "threads": os.environ.get("KEYACCOUNTS_DUCKDB_THREADS", "2"),
-        "memory_limit": os.environ.get("KEYACCOUNTS_DUCKDB_MEMORY_LIMIT", "8GB"),
+        "memory_limit": os.environ.get("KEYACCOUNTS_DUCKDB_MEMORY_LIMIT", "5GB"),
         "temp_directory": os.environ.get("KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY", str(Path(path).resolve()) + ".tmp"),
     }
 

@@ -1,5 +1,5 @@
 with source as (
-    select * from {{ source('raw', 'customers') }}
+    {{ latest_raw_rows(source('raw', 'customers'), 'customer_id') }}
 ),
 
 typed as (
@@ -14,10 +14,6 @@ typed as (
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         {{ load_metadata() }}
     from source
-),
-
-deduplicated as (
-    {{ latest_row('typed', ['customer_id']) }}
 )
 
 select
@@ -31,5 +27,4 @@ select
     updated_at_utc,
     source_file,
     source_line
-from deduplicated
-where _dedupe_rank = 1
+from typed

@@ -3,7 +3,7 @@
 -- opened_at once both are instants (a pair the ingest check could not compare: one value with an
 -- offset, one without) counts nowhere; quarantine.held_back lists it (closed_before_opened).
 with source as (
-    select * from {{ source('raw', 'interactions') }}
+    {{ latest_raw_rows(source('raw', 'interactions'), 'interaction_id') }}
 ),
 
 typed as (
@@ -18,10 +18,6 @@ typed as (
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         {{ load_metadata() }}
     from source
-),
-
-deduplicated as (
-    {{ latest_row('typed', ['interaction_id']) }}
 )
 
 select
@@ -38,5 +34,4 @@ select
     updated_at_utc,
     source_file,
     source_line
-from deduplicated
-where _dedupe_rank = 1
+from typed

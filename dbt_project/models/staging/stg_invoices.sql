@@ -2,8 +2,10 @@
           on_schema_change='sync_all_columns') }}
 -- incremental: only keys with new raw rows or a changed rate are re-staged (macros/incremental.sql)
 with source as (
-    select * from {{ source('raw', 'invoices') }}
-    {{ restage_filter('invoice_id', source('raw', 'invoices'), 'invoice_date') }}
+    {{ latest_raw_rows(
+        source('raw', 'invoices'), 'invoice_id',
+        restage_filter('invoice_id', source('raw', 'invoices'), 'invoice_date')
+    ) }}
 ),
 
 typed as (
@@ -18,15 +20,6 @@ typed as (
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         {{ load_metadata() }}
     from source
-),
-
-deduplicated as (
-    {{ latest_row('typed', ['invoice_id']) }}
-),
-
-current_rows as (
-    select * from deduplicated
-    where _dedupe_rank = 1
 )
 
 -- Converted with the rate of the invoice's month; its payments use the same rate.
@@ -44,5 +37,5 @@ select
     i.source_file,
     i.source_line,
     {{ restage_columns(source('raw', 'invoices')) }}
-from current_rows as i
+from typed as i
 {{ join_month_rate('i', 'invoice_date') }}

@@ -2,8 +2,10 @@
           on_schema_change='sync_all_columns') }}
 -- incremental: only keys with new raw rows or a changed rate are re-staged (macros/incremental.sql)
 with source as (
-    select * from {{ source('raw', 'orders') }}
-    {{ restage_filter('order_id', source('raw', 'orders'), 'order_date') }}
+    {{ latest_raw_rows(
+        source('raw', 'orders'), 'order_id',
+        restage_filter('order_id', source('raw', 'orders'), 'order_date')
+    ) }}
 ),
 
 typed as (
@@ -20,15 +22,6 @@ typed as (
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         {{ load_metadata() }}
     from source
-),
-
-deduplicated as (
-    {{ latest_row('typed', ['order_id']) }}
-),
-
-current_rows as (
-    select * from deduplicated
-    where _dedupe_rank = 1
 )
 
 -- Amounts converted with the rate of the order's own month (metrics.md).
@@ -51,5 +44,5 @@ select
     o.source_file,
     o.source_line,
     {{ restage_columns(source('raw', 'orders')) }}
-from current_rows as o
+from typed as o
 {{ join_month_rate('o', 'order_date') }}

@@ -2,8 +2,10 @@
           on_schema_change='sync_all_columns') }}
 -- incremental: only keys with new raw rows or a changed rate are re-staged (macros/incremental.sql)
 with source as (
-    select * from {{ source('raw', 'payments') }}
-    {{ restage_filter('payment_id', source('raw', 'payments')) }}
+    {{ latest_raw_rows(
+        source('raw', 'payments'), 'payment_id',
+        restage_filter('payment_id', source('raw', 'payments'))
+    ) }}
 ),
 
 typed as (
@@ -19,10 +21,6 @@ typed as (
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         {{ load_metadata() }}
     from source
-),
-
-deduplicated as (
-    {{ latest_row('typed', ['payment_id']) }}
 )
 
 select
@@ -37,5 +35,4 @@ select
     source_file,
     source_line,
     {{ restage_columns(source('raw', 'payments')) }}
-from deduplicated
-where _dedupe_rank = 1
+from typed

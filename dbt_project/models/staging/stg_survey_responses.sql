@@ -1,6 +1,6 @@
 -- Personal data never leaves this model in clear: respondents become a salted hash.
 with source as (
-    select * from {{ source('raw', 'survey_responses') }}
+    {{ latest_raw_rows(source('raw', 'survey_responses'), 'response_id') }}
 ),
 
 typed as (
@@ -20,10 +20,6 @@ typed as (
         {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
         {{ load_metadata() }}
     from source
-),
-
-deduplicated as (
-    {{ latest_row('typed', ['response_id']) }}
 )
 
 select
@@ -44,5 +40,4 @@ select
     updated_at_utc,
     source_file,
     source_line
-from deduplicated
-where _dedupe_rank = 1
+from typed
