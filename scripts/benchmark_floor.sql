@@ -261,40 +261,59 @@ overrides as (
     group by customer_id, eval_month
 ),
 
--- each customer's raw tiers and overrides, month by month, as two lists
+-- each customer's raw tiers and overrides, month by month, packed two bits a month into two
+-- numbers (A 1, B 2, C 3; no override 0): plain sums, which spill, where ordered list()
+-- aggregates ran out of memory at L. A 128-bit hugeint holds 63 months; the benchmark has 36.
 sequences as materialized (
-    select r.customer_id, list(r.raw_tier order by r.m) as raws, list(o.tier order by r.m) as ovrs
+    select r.customer_id, count(*) as n,
+           sum(cast(case r.raw_tier when 'A' then 1 when 'B' then 2 else 3 end as hugeint)
+               << (2 * (r.m - r.start_m))) as raws,
+           sum(cast(case o.tier when 'A' then 1 when 'B' then 2 when 'C' then 3 else 0 end as hugeint)
+               << (2 * (r.m - r.start_m))) as ovrs
     from raw_tiers as r
     left join overrides as o using (customer_id, m)
     group by r.customer_id
 ),
 
+-- each customer's first evaluated month (bits 0 and 1) as letters
+firsts as (
+    select customer_id,
+           case raws & 3 when 1 then 'A' when 2 then 'B' else 'C' end as raw,
+           case ovrs & 3 when 1 then 'A' when 2 then 'B' when 3 then 'C' end as ovr
+    from sequences
+),
+
 -- the assigned tier, one month per step ('A' < 'B' < 'C', so "better" is "smaller"): `below` is
 -- the length of the current run of months below the tier, `best` the best raw tier seen in it
 assigned as (
-    select customer_id, 1 as k, coalesce(ovrs[1], raws[1]) as tier, null::varchar as previous_tier,
-           case when ovrs[1] is not null then 'override' else 'new' end as tier_change,
+    select customer_id, 1 as k, coalesce(ovr, raw) as tier, null::varchar as previous_tier,
+           case when ovr is not null then 'override' else 'new' end as tier_change,
            0 as below, null::varchar as best
-    from sequences
+    from firsts
     union all
     select a.customer_id, a.k + 1,
-           case when s.ovrs[a.k + 1] is not null then s.ovrs[a.k + 1]
-                when s.raws[a.k + 1] < a.tier then s.raws[a.k + 1]
-                when s.raws[a.k + 1] = a.tier then a.tier
-                when a.below + 1 > {grace} then least(coalesce(a.best, s.raws[a.k + 1]), s.raws[a.k + 1])
+           case when a.ovr is not null then a.ovr
+                when a.raw < a.tier then a.raw
+                when a.raw = a.tier then a.tier
+                when a.below + 1 > {grace} then least(coalesce(a.best, a.raw), a.raw)
                 else a.tier end,
            a.tier,
-           case when s.ovrs[a.k + 1] is not null then 'override'
-                when s.raws[a.k + 1] < a.tier then 'promoted'
-                when s.raws[a.k + 1] = a.tier then 'unchanged'
+           case when a.ovr is not null then 'override'
+                when a.raw < a.tier then 'promoted'
+                when a.raw = a.tier then 'unchanged'
                 when a.below + 1 > {grace} then 'demoted'
                 else 'held' end,
-           case when s.ovrs[a.k + 1] is not null or s.raws[a.k + 1] <= a.tier or a.below + 1 > {grace} then 0
+           case when a.ovr is not null or a.raw <= a.tier or a.below + 1 > {grace} then 0
                 else a.below + 1 end,
-           case when s.ovrs[a.k + 1] is not null or s.raws[a.k + 1] <= a.tier or a.below + 1 > {grace} then null
-                else least(coalesce(a.best, s.raws[a.k + 1]), s.raws[a.k + 1]) end
-    from assigned as a
-    join sequences as s on s.customer_id = a.customer_id and a.k < len(s.raws)
+           case when a.ovr is not null or a.raw <= a.tier or a.below + 1 > {grace} then null
+                else least(coalesce(a.best, a.raw), a.raw) end
+    from (  -- month k (bits 2k and 2k + 1) of the sequences, the month after a.k - 1
+        select a.*,
+               case (s.raws >> (2 * a.k)) & 3 when 1 then 'A' when 2 then 'B' else 'C' end as raw,
+               case (s.ovrs >> (2 * a.k)) & 3 when 1 then 'A' when 2 then 'B' when 3 then 'C' end as ovr
+        from assigned as a
+        join sequences as s on s.customer_id = a.customer_id and a.k < s.n
+    ) as a
 ),
 
 first_order as (select customer_id, min(m) as first_order_m from orders_done group by customer_id)
