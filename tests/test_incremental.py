@@ -16,8 +16,10 @@ import pytest
 
 from conftest import rows, run, write_inbox
 
-BOOKKEEPING = ("_raw_watermark", "_build_key")
+BOOKKEEPING = ("_raw_watermark", "_stg_watermark", "_build_key")
 STAGING = ("stg_orders", "stg_invoices", "stg_payments")
+INTERMEDIATE = ("int_orders_completed", "int_invoices_counted", "int_payments_applied", "int_invoice_payment_steps",
+                "int_invoice_on_time", "int_invoice_open_pieces")
 MARTS = ("fct_orders", "fct_invoices", "fct_payments", "customer_sales_monthly", "customer_receivables_monthly",
          "customer_value_monthly", "customer_tier_monthly", "receivables_exceptions", "tier_summary_monthly")
 LATER = "2024-06-03T09:00:00+08:00"
@@ -42,6 +44,14 @@ INCREMENT = {
     "payments/part-9001.csv": f"""
         payment_id,invoice_id,customer_id,payment_date,currency,amount,method,updated_at
         P-K1-EXTRA,I-K1-202301,K1,2024-05-10,CNY,50,bank_transfer,{LATER}
+        P-K1-202305,I-K1-202303,K1,2023-06-12,CNY,100000.0,bank_transfer,{LATER}
+    """,
+    # I-K1-202302 is re-dated past the month built (it leaves every receivables measure); I-K1-202304
+    # is corrected to a lower amount (its payment of 100000 now overpays it)
+    "invoices/part-9001.csv": f"""
+        invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
+        I-K1-202302,K1,O-K1-202302,2024-07-01,2024-07-31,CNY,100000,{LATER}
+        I-K1-202304,K1,O-K1-202304,2023-04-15,2023-05-15,CNY,90000,{LATER}
     """,
 }
 
@@ -50,8 +60,8 @@ def _table(wh, table: str) -> list[tuple]:
     with duckdb.connect(str(wh), read_only=True) as conn:
         cols = [c for (c,) in conn.execute(
             "select column_name from information_schema.columns where table_name = ? and table_schema in "
-            "('staging', 'marts') order by ordinal_position", [table]).fetchall() if c not in BOOKKEEPING]
-        schema = "staging" if table.startswith("stg_") else "marts"
+            "('staging', 'intermediate', 'marts') order by ordinal_position", [table]).fetchall() if c not in BOOKKEEPING]
+        schema = "staging" if table.startswith("stg_") else "intermediate" if table.startswith("int_") else "marts"
         return conn.execute(f"select {', '.join(cols)} from {schema}.{table} order by all").fetchall()
 
 
@@ -65,6 +75,8 @@ def warehouses(example_dir, tmp_path_factory):
     inc = root / "inc" / "wh.duckdb"
     run(inbox, inc, "2024-05")
     first = {t: rows(inc, f"select max(_raw_watermark) as w from staging.{t}")[0]["w"] for t in STAGING}
+    first.update({t: rows(inc, f"select max(_stg_watermark) as w from intermediate.{t}")[0]["w"]
+                  for t in INTERMEDIATE})
     write_inbox(inbox, INCREMENT)
     run(inbox, inc, "2024-05")
     full = root / "full" / "wh.duckdb"
@@ -72,7 +84,7 @@ def warehouses(example_dir, tmp_path_factory):
     return inc, full, first, inbox
 
 
-@pytest.mark.parametrize("table", STAGING + MARTS)
+@pytest.mark.parametrize("table", STAGING + INTERMEDIATE + MARTS)
 def test_an_incremental_run_equals_a_full_build(warehouses, table):
     inc, full, _, _ = warehouses
     assert _table(inc, table) == _table(full, table)
@@ -91,10 +103,34 @@ def test_only_new_and_changed_keys_are_restaged(warehouses):
     assert str(orders["O-K6-EUR"]["net_amount_reporting"]) == "7812.5000000000000000"  # 1000 EUR x 7.8125
     payments = {r["payment_id"] for r in rows(inc, "select payment_id from staging.stg_payments "
                                                    "where _raw_watermark > ?", [first["stg_payments"]])}
-    assert payments == {"P-K1-EXTRA"}
-    invoices = rows(inc, "select count(*) as n from staging.stg_invoices where _raw_watermark > ?",
-                    [first["stg_invoices"]])
-    assert invoices[0]["n"] == 0  # no invoice file arrived and no invoice is in EUR
+    assert payments == {"P-K1-EXTRA", "P-K1-202305"}
+    invoices = {r["invoice_id"] for r in rows(inc, "select invoice_id from staging.stg_invoices "
+                                                   "where _raw_watermark > ?", [first["stg_invoices"]])}
+    assert invoices == {"I-K1-202302", "I-K1-202304"}  # no invoice is in EUR: the rate re-stages none
+
+
+def test_the_intermediates_rebuild_only_the_changed_keys(warehouses):
+    """Rows rebuilt by the second run carry its watermark; the others keep the first run's."""
+    inc, _, first, _ = warehouses
+
+    def rebuilt(table, key):
+        return {r[key] for r in rows(inc, f"select {key} from intermediate.{table} where _stg_watermark > ?",
+                                     [first[table]])}
+
+    # the returned order leaves; the re-read older version, the new order and the EUR order whose
+    # rate arrived are rebuilt
+    assert rebuilt("int_orders_completed", "order_id") == {"O-K1-202303", "O-K2-NEW", "O-K6-EUR"}
+    assert "O-K1-202302" not in {r["order_id"] for r in rows(inc, "select order_id from intermediate.int_orders_completed")}
+    # the invoices of the new payment (202301), of the moved payment (the one it left, 202305, and the
+    # one it pays now, 202303) and the corrected one (202304); 202302 is re-dated past the month and leaves
+    assert rebuilt("int_invoice_on_time", "invoice_id") == {"I-K1-202301", "I-K1-202303", "I-K1-202304",
+                                                            "I-K1-202305"}
+    assert rebuilt("int_invoices_counted", "invoice_id") == {"I-K1-202304"}
+    # the new and the moved payment, and the payments of the two re-staged invoices
+    assert rebuilt("int_payments_applied", "payment_id") == {"P-K1-EXTRA", "P-K1-202305", "P-K1-202302",
+                                                             "P-K1-202304"}
+    n_invoices = rows(inc, "select count(*) as n from intermediate.int_invoice_on_time")[0]["n"]
+    assert n_invoices > 10  # the others were kept, not rebuilt
 
 
 def test_a_changed_var_restages_every_row(warehouses, tmp_path):

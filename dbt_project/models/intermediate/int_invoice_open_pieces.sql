@@ -1,3 +1,6 @@
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{{ delete_changed_keys('invoice_id', changed_invoice_ids()) }}") }}
+-- incremental by invoice_id: only keys whose staged rows changed are rebuilt (macros/incremental.sql)
 -- metrics.md outstanding_end and aging, as pieces instead of invoice x month rows: what is
 -- left to pay on an invoice is a step function that changes only in payment months. One
 -- row per invoice and step while something is left, holding from start_idx up to (not
@@ -10,6 +13,8 @@ with changes as (
         invoice_idx as start_idx,
         cast(0 as {{ money_type() }}) as capped_cum
     from {{ ref('int_invoices_counted') }}
+    where true
+    {{ only_changed_keys('invoice_id', changed_invoice_ids()) }}
     union all
     -- a payment before the invoice month already counts in the invoice month
     select
@@ -17,6 +22,8 @@ with changes as (
         greatest(pay_idx, invoice_idx) as start_idx,
         capped_cum
     from {{ ref('int_invoice_payment_steps') }}
+    where true
+    {{ only_changed_keys('invoice_id', changed_invoice_ids()) }}
 ),
 
 steps as (
@@ -48,6 +55,7 @@ select
     start_idx,
     end_idx,
     remaining,
-    {{ aging_from_indexes('due_date') }}
+    {{ aging_from_indexes('due_date') }},
+    {{ intermediate_columns([ref('stg_invoices'), ref('stg_payments')]) }}
 from pieces
 where remaining > 0

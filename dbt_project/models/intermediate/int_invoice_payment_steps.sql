@@ -1,3 +1,6 @@
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{{ delete_changed_keys('invoice_id', changed_invoice_ids()) }}") }}
+-- incremental by invoice_id: only keys whose staged rows changed are rebuilt (macros/incremental.sql)
 -- metrics.md "Receivables": what is paid on an invoice is capped at its amount. One row
 -- per invoice and month with payments: the capped amount collected so far and the part
 -- of it that month added (collected_delta). Payments after end(through_month) never count.
@@ -7,7 +10,9 @@ with payments_by_month as (
         cast({{ month_index('payment_date') }} as integer) as pay_idx,
         sum(amount_reporting) as paid
     from {{ ref('int_payments_applied') }}
-    where is_applied and payment_date <= {{ through_month_end() }}
+    where
+        is_applied and payment_date <= {{ through_month_end() }}
+    {{ only_changed_keys('invoice_id', changed_invoice_ids()) }}
     group by invoice_id, pay_idx
 ),
 
@@ -45,5 +50,6 @@ select
     paid,
     cum_paid,
     capped_cum,
-    capped_cum - coalesce(lag(capped_cum) over (partition by invoice_id order by pay_idx), 0) as collected_delta
+    capped_cum - coalesce(lag(capped_cum) over (partition by invoice_id order by pay_idx), 0) as collected_delta,
+    {{ intermediate_columns([ref('stg_invoices'), ref('stg_payments')]) }}
 from capped

@@ -1,3 +1,6 @@
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{{ delete_changed_keys('payment_id', changed_payment_ids()) }}") }}
+-- incremental by payment_id: only keys whose staged rows changed are rebuilt (macros/incremental.sql)
 -- metrics.md "Receivables": a payment settles part of its invoice, in the invoice's
 -- currency, converted with the invoice's month rate. A payment without a currency is in its
 -- invoice's currency. Payments whose invoice is unknown (or in another currency) are not
@@ -19,6 +22,8 @@ with payments as (
     from {{ ref('stg_payments') }} as p
     left join {{ ref('stg_invoices') }} as i
         on p.invoice_id = i.invoice_id
+    where true
+    {{ only_changed_keys('payment_id', changed_payment_ids(), 'p') }}
 )
 
 select
@@ -40,5 +45,6 @@ select
         when invoice_currency = currency then amount * invoice_fx_rate
     end as amount_reporting,
     source_file,
-    source_line
+    source_line,
+    {{ intermediate_columns([ref('stg_payments'), ref('stg_invoices')]) }}
 from payments
