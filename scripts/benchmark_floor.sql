@@ -33,8 +33,9 @@ params as (
 -- sources.md "Duplicates": per key, the row with the latest updated_at (an instant) wins, ties
 -- to the file taken later, then the later line; `_k` orders the rows that way (it is unique), so
 -- the current version of a key is its row with the largest _k. The feeds with millions of keys
--- take it with a window (DuckDB sorts partitions out of core); arg_max(struct) over 20 million
--- text keys does not spill and ran out of memory at L
+-- take the largest _k per key (a fixed-size aggregate state, which spills) and keep the rows
+-- with those _k: arg_max(struct) over 20 million text keys does not spill, and a window carries
+-- every column through its sort; both ran out of memory at L
 customers as (
     select customer_id, r.scope, year(r.signed_on) * 12 + month(r.signed_on) - 1 as signed_m
     from (
@@ -55,7 +56,7 @@ orders as (
     select customer_id, status, coalesce(nullif(currency, ''), '{rc}') as currency,
            cast(order_date as date) as order_date, cast(cast(net_amount as decimal(18, 2)) * 100 as bigint) as net_cents
     from {orders}
-    qualify row_number() over (partition by order_id order by _k desc) = 1
+    where _k in (select max(_k) from {orders} group by order_id)
 ),
 
 -- completed orders in micro-units of the reporting currency at the rate of the order's month;
@@ -86,7 +87,7 @@ invoices as (
                year(cast(invoice_date as date)) * 12 + month(cast(invoice_date as date)) - 1 as inv_m,
                year(cast(due_date as date)) * 12 + month(cast(due_date as date)) - 1 as due_m
         from {invoices}
-        qualify row_number() over (partition by invoice_id order by _k desc) = 1
+        where _k in (select max(_k) from {invoices} group by invoice_id)
     ) as i
     left join fx on fx.currency = i.currency and fx.m = i.inv_m
     where i.currency = '{rc}' or fx.rate_u is not null
@@ -97,7 +98,7 @@ payments as (
            year(cast(payment_date as date)) * 12 + month(cast(payment_date as date)) - 1 as pay_m,
            cast(cast(amount as decimal(18, 2)) * 100 as bigint) as paid_cents
     from {payments}
-    qualify row_number() over (partition by payment_id order by _k desc) = 1
+    where _k in (select max(_k) from {payments} group by payment_id)
 ),
 
 -- payments applied to a known invoice in the same currency (a payment without a currency is in
@@ -126,7 +127,7 @@ surveys as (
            year(cast(cast(submitted_at as timestamptz) as date)) * 12
            + month(cast(cast(submitted_at as timestamptz) as date)) - 1 as m
     from {survey_responses}
-    qualify row_number() over (partition by response_id order by _k desc) = 1
+    where _k in (select max(_k) from {survey_responses} group by response_id)
 ),
 
 -- per customer and month: sales, invoices falling due, collections, survey answers
