@@ -28,7 +28,7 @@ $(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
 	$(PY) -m keyaccounts.transform.manifest
 
 test: setup
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=15
 
 demo: setup
 	$(VENV)/bin/keyaccounts demo

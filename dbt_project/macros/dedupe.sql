@@ -21,27 +21,40 @@ from {{ relation }}
 {%- endmacro %}
 
 {# The duplicate rule of sources.md on raw rows with one key column: the rows of
-   `raw_relation` (after `row_filter`) that win for their trimmed key. Only the key, the
-   timestamp and the row's place (_file_seq, _line: unique in raw) go through the window; the
-   winners are then read back whole. Ranking full-width typed rows held every column of 20
-   million orders in the window and ran out of memory under a 4 GB limit at L (docs/benchmarks.md). #}
+   `raw_relation` (after `row_filter`) that win for their trimmed key, with their parsed
+   `updated_at` as `_updated_at_utc` (parsed once: the parse is regular expressions, and in the
+   window's order by it cost twice the ranking itself). Only the key, the timestamp and the
+   row's place (_file_seq, _line: unique in raw) go through the window; the winners are then
+   read back whole. Ranking full-width typed rows held every column of 20 million orders in
+   the window and ran out of memory under a 4 GB limit at L (docs/benchmarks.md). #}
 {% macro latest_raw_rows(raw_relation, key, row_filter='') -%}
-select src.*
+select
+    src.*,
+    winners._updated_at_utc
 from {{ raw_relation }} as src
 inner join (
     select
         ranked._file_seq,
-        ranked._line
+        ranked._line,
+        ranked._updated_at_utc
     from (
         select
-            _file_seq,
-            _line,
+            parsed._file_seq,
+            parsed._line,
+            parsed._updated_at_utc,
             row_number() over (
-                partition by trim({{ key }})
-                order by {{ parse_timestamp_utc('updated_at') }} desc nulls last, _file_seq desc, _line desc
+                partition by parsed._key
+                order by parsed._updated_at_utc desc nulls last, parsed._file_seq desc, parsed._line desc
             ) as _dedupe_rank
-        from {{ raw_relation }}
-        {{ row_filter }}
+        from (
+            select
+                _file_seq,
+                _line,
+                trim({{ key }}) as _key,
+                {{ parse_timestamp_utc('updated_at') }} as _updated_at_utc
+            from {{ raw_relation }}
+            {{ row_filter }}
+        ) as parsed
     ) as ranked
     where ranked._dedupe_rank = 1
 ) as winners

@@ -11,7 +11,7 @@ typed as (
         nullif(trim(region), '') as region,
         nullif(trim(account_manager), '') as account_manager,
         cast(trim(signed_on) as date) as signed_on,
-        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        _updated_at_utc as updated_at_utc,
         {{ load_metadata() }}
     from source
 )

@@ -15,7 +15,7 @@ typed as (
         {{ parse_timestamp_utc('closed_at') }} as closed_at_utc,
         cast(nullif(trim(severity), '') as integer) as severity,
         nullif(trim(channel), '') as channel,
-        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        _updated_at_utc as updated_at_utc,
         {{ load_metadata() }}
     from source
 )

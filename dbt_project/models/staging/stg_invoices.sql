@@ -17,7 +17,7 @@ typed as (
         cast(trim(due_date) as date) as due_date,
         coalesce(nullif(trim(currency), ''), '{{ var("reporting_currency") }}') as currency,
         {{ cast_input_decimal("trim(amount)") }} as amount,
-        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        _updated_at_utc as updated_at_utc,
         {{ load_metadata() }}
     from source
 )

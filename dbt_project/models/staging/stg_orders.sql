@@ -19,7 +19,7 @@ typed as (
         {{ cast_input_decimal("trim(list_amount)") }} as list_amount,
         {{ cast_input_decimal("trim(net_amount)") }} as net_amount,
         {{ cast_input_decimal("nullif(trim(cost_amount), '')") }} as cost_amount,
-        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        _updated_at_utc as updated_at_utc,
         {{ load_metadata() }}
     from source
 )

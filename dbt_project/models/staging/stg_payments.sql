@@ -18,7 +18,7 @@ typed as (
         nullif(trim(currency), '') as currency,
         {{ cast_input_decimal("trim(amount)") }} as amount,
         nullif(trim(method), '') as payment_method,
-        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        _updated_at_utc as updated_at_utc,
         {{ load_metadata() }}
     from source
 )

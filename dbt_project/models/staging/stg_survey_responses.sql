@@ -17,7 +17,7 @@ typed as (
         cast(nullif(trim(responsiveness), '') as integer) as responsiveness,
         nullif(trim(comment), '') as comment_text,
         {{ pii_hash(["respondent_name", "respondent_phone", "respondent_email"]) }} as respondent_hash,
-        {{ parse_timestamp_utc('updated_at') }} as updated_at_utc,
+        _updated_at_utc as updated_at_utc,
         {{ load_metadata() }}
     from source
 )
