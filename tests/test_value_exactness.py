@@ -22,6 +22,7 @@ def wh(tmp_path_factory):
             G1,Growth Repeating Ltd,retail,local,East,王敏,2022-01-01,{TS}
             R1,Tiny Amounts Ltd,retail,local,East,王敏,2022-01-01,{TS}
             P1,Blank Currency Payer,retail,local,East,王敏,2022-01-01,{TS}
+            H1,Near Half Cent Ltd,retail,local,East,王敏,2022-01-01,{TS}
         """,
         "orders/part-0001.csv": f"""
             order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
@@ -30,6 +31,8 @@ def wh(tmp_path_factory):
             R1-A,R1,,2024-01-10,completed,CNY,1.00499999,1.00499999,,{TS}
             R1-B,R1,,2024-01-11,completed,USD,0.00000001,0.00000001,,{TS}
             P1-A,P1,,2023-06-10,completed,USD,100,100,,{TS}
+            H1-A,H1,,2023-01-20,completed,CNY,139311.62,139311.62,,{TS}
+            H1-B,H1,,2024-01-20,completed,CNY,70020.56,70020.56,,{TS}
         """,
         "invoices/part-0001.csv": f"""
             invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
@@ -56,6 +59,16 @@ def test_value_score_exact_when_growth_factor_repeats(wh):
     # d = 6,006,750^2 / 11,250,000 = 3,207,204.05 exactly; V = 0.7 b + 0.3 d = 5,166,886.215 -> .22
     assert v["d_potential"] == D("3207204.05")
     assert v["value_score"] == D("5166886.22")
+
+
+def test_value_score_a_hair_below_a_half_cent_rounds_down(wh):
+    v = one(wh, "select * from marts.customer_value_monthly where customer_id = 'H1' and eval_month = '2024-01'")
+    # b = 70,020.56, previous 12 months 139,311.62: 1 + growth = 0.50262 (not clamped);
+    # d = 70,020.56^2 / 139,311.62 = 35,193.6099997516...; no invoices: e = 1;
+    # V = 0.7 x 70,020.56 + 0.3 d = 49,014.392 + 10,558.0829999255 = 59,572.4749999255 -> .47
+    # (found at L by the benchmark: d rounded to 35,193.61 gives V = 59,572.475 -> .48)
+    assert abs(v["d_potential"] - D("35193.6099997516")) < D("1e-9")
+    assert v["value_score"] == D("59572.47")
 
 
 def test_value_score_rounds_the_exact_value_once(wh):
