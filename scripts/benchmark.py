@@ -627,7 +627,9 @@ def floor_tier_table(inbox: Path, through: str, months: str = "last"):
         con.close()
 
 
-FLOOR_MEMORY_LIMIT = "8GB"  # the same budget as the pipeline's DuckDB (its memory_limit default)
+# the peak-RSS budget (8 GiB); the pipeline's own DuckDB default is lower (5GB), because its
+# process also holds dbt and, in publish, the BI copy's instance
+FLOOR_MEMORY_LIMIT = "8GB"
 
 
 def floor_connection():
@@ -1625,7 +1627,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="run the pipeline of this git commit (git archive into the workdir) instead of the "
                         "working tree, e.g. --ref HEAD")
     p.add_argument("--floor-memory-limit", default=FLOOR_MEMORY_LIMIT,
-                   help=f"DuckDB memory_limit of the floor (default {FLOOR_MEMORY_LIMIT}, as the pipeline's)")
+                   help=f"DuckDB memory_limit of the floor (default {FLOOR_MEMORY_LIMIT}: the peak-RSS target)")
     p.add_argument("--skip-pandas", action="store_true",
                    help="leave pandas out (at L it runs out of memory after several minutes)")
     p.add_argument("--skip-pipeline", action="store_true",

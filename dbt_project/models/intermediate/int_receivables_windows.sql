@@ -92,6 +92,33 @@ open_events as (
     where from_idx < to_idx and to_idx < 2147483647
 ),
 
+-- each kind of event summed per customer and month on its own columns first: the union
+-- below then carries customer x month rows, not one row per event with every column
+collection_per_month as (
+    select
+        customer_id,
+        month_idx,
+        sum(d_billed) as d_billed,
+        sum(d_on_time) as d_on_time,
+        sum(d_collected) as d_collected
+    from collection_events
+    group by customer_id, month_idx
+),
+
+open_per_month as (
+    select
+        customer_id,
+        month_idx,
+        sum(case when bucket = 0 then d_remaining else 0 end) as d_not_due,
+        sum(case when bucket = 1 then d_remaining else 0 end) as d_overdue_1_30,
+        sum(case when bucket = 2 then d_remaining else 0 end) as d_overdue_31_60,
+        sum(case when bucket = 3 then d_remaining else 0 end) as d_overdue_61_90,
+        sum(case when bucket = 4 then d_remaining else 0 end) as d_overdue_90_plus,
+        sum(d_open) as d_open
+    from open_events
+    group by customer_id, month_idx
+),
+
 events as (
     select
         customer_id,
@@ -105,7 +132,7 @@ events as (
         0 as d_overdue_61_90,
         0 as d_overdue_90_plus,
         0 as d_open
-    from collection_events
+    from collection_per_month
     union all
     select
         customer_id,
@@ -113,13 +140,13 @@ events as (
         0 as d_billed,
         0 as d_on_time,
         0 as d_collected,
-        case when bucket = 0 then d_remaining else 0 end as d_not_due,
-        case when bucket = 1 then d_remaining else 0 end as d_overdue_1_30,
-        case when bucket = 2 then d_remaining else 0 end as d_overdue_31_60,
-        case when bucket = 3 then d_remaining else 0 end as d_overdue_61_90,
-        case when bucket = 4 then d_remaining else 0 end as d_overdue_90_plus,
+        d_not_due,
+        d_overdue_1_30,
+        d_overdue_31_60,
+        d_overdue_61_90,
+        d_overdue_90_plus,
         d_open
-    from open_events
+    from open_per_month
 ),
 
 spine as (

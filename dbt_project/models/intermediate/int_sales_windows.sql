@@ -78,13 +78,24 @@ windowed as (
         to_date as ({{ window_to_date() }})
 ),
 
+-- a contract once per customer and month before the window join (orders share contracts and
+-- months; count(distinct) skips a null contract anyway)
+contract_months as (
+    select distinct
+        customer_id,
+        month_idx,
+        contract_id
+    from {{ ref('int_orders_completed') }}
+    where contract_id is not null
+),
+
 contracts as (
     select
         s.customer_id,
         s.month_idx,
         count(distinct o.contract_id) as contracts_12m
     from spine as s
-    inner join {{ ref('int_orders_completed') }} as o
+    inner join contract_months as o
         on
             s.customer_id = o.customer_id
             and o.month_idx between s.month_idx - {{ var('window_months') - 1 }} and s.month_idx
