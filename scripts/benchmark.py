@@ -1142,10 +1142,11 @@ def run_child(args: list[str], log: Path, rss_limit_mb: float, env: dict | None 
     (its own process group only) if the tree's RSS passes the limit.
 
     The peak RSS is what the child reports of itself (our `_floor`, `_pandas` and `_pipeline`
-    children write it to PEAK_FILE_ENV), or the tree's largest sample: the kernel's figure (wait4's
-    ru_maxrss) also counts the benchmark's own peak before the fork, because a forked child starts
-    with a copy of the parent's memory accounting (at L, after generating the increment, that
-    read 9 GB for a pipeline that peaked at 7.7 GB). wait4's figure is the fallback."""
+    children write it to PEAK_FILE_ENV), or the tree's largest sample if that is larger, or alone
+    when the child died before it could tell. The kernel's figure (wait4's ru_maxrss) also counts
+    the benchmark's own peak before the fork, because a forked child starts with a copy of the
+    parent's memory accounting (at L, after generating the increment, that read 9 GB for a
+    pipeline that peaked at 7.7 GB); it is used only when there is nothing else."""
     log.parent.mkdir(parents=True, exist_ok=True)
     peak_file = log.with_suffix(".peak")
     peak_file.unlink(missing_ok=True)
@@ -1178,8 +1179,8 @@ def run_child(args: list[str], log: Path, rss_limit_mb: float, env: dict | None 
         proc.returncode = os.waitstatus_to_exitcode(status)
     try:
         peak_mb = max(float(peak_file.read_text()) / 1024, sampled[0])
-    except (OSError, ValueError):  # the child died before it could tell
-        peak_mb = usage.ru_maxrss / 1024
+    except (OSError, ValueError):  # the child died before it could tell (killed, out of memory, an error)
+        peak_mb = sampled[0] or usage.ru_maxrss / 1024
     return ChildResult(seconds, peak_mb, usage.ru_utime + usage.ru_stime, proc.returncode, log,
                        aborted[0] if aborted else None)
 

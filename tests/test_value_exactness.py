@@ -23,6 +23,8 @@ def wh(tmp_path_factory):
             R1,Tiny Amounts Ltd,retail,local,East,王敏,2022-01-01,{TS}
             P1,Blank Currency Payer,retail,local,East,王敏,2022-01-01,{TS}
             H1,Near Half Cent Ltd,retail,local,East,王敏,2022-01-01,{TS}
+            H2,Large Near Half Cent Ltd,retail,global,East,王敏,2022-01-01,{TS}
+            H3,Large Above Half Cent Ltd,retail,global,East,王敏,2022-01-01,{TS}
         """,
         "orders/part-0001.csv": f"""
             order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
@@ -33,6 +35,10 @@ def wh(tmp_path_factory):
             P1-A,P1,,2023-06-10,completed,USD,100,100,,{TS}
             H1-A,H1,,2023-01-20,completed,CNY,139311.62,139311.62,,{TS}
             H1-B,H1,,2024-01-20,completed,CNY,70020.56,70020.56,,{TS}
+            H2-A,H2,,2023-01-20,completed,CNY,898684229.48,898684229.48,,{TS}
+            H2-B,H2,,2024-01-20,completed,CNY,722706013.40,722706013.40,,{TS}
+            H3-A,H3,,2023-01-20,completed,CNY,703518025.07,703518025.07,,{TS}
+            H3-B,H3,,2024-01-20,completed,CNY,813556820.64,813556820.64,,{TS}
         """,
         "invoices/part-0001.csv": f"""
             invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
@@ -69,6 +75,23 @@ def test_value_score_a_hair_below_a_half_cent_rounds_down(wh):
     # (found at L by the benchmark: d rounded to 35,193.61 gives V = 59,572.475 -> .48)
     assert abs(v["d_potential"] - D("35193.6099997516")) < D("1e-9")
     assert v["value_score"] == D("59572.47")
+
+
+@pytest.mark.parametrize("customer, d, score", [
+    # global (a = 1.2), no invoices (e = 1), 1 + growth within [0.5, 1.5]; exact fractions:
+    # d = 722,706,013.40^2 / 898,684,229.48 = 581,187,434.5527777265...
+    # V = 1.2 (0.7 b + 0.3 d) = 816,300,527.6949999815... -> .69
+    ("H2", D("581187434.5527777265"), D("816300527.69")),
+    # d = 813,556,820.64^2 / 703,518,025.07 = 940,807,025.2983335263...
+    # V = 1.2 (0.7 b + 0.3 d) = 1,022,078,258.4450000694... -> .45
+    ("H3", D("940807025.2983335263"), D("1022078258.45")),
+])
+def test_value_score_of_large_customers_near_a_half_cent(wh, customer, d, score):
+    # at these sizes a double holds d to about 1e-7 only: the residual correction keeps it exact
+    v = one(wh, f"select * from marts.customer_value_monthly where customer_id = '{customer}' "
+                "and eval_month = '2024-01'")
+    assert abs(v["d_potential"] - d) < D("1e-9")
+    assert v["value_score"] == score
 
 
 def test_value_score_rounds_the_exact_value_once(wh):

@@ -38,15 +38,25 @@
     {%- if potential_model() == 'regression' -%}
         {{ return(money_mul(b, regression_potential_factor(rev, projected))) }}
     {%- endif -%}
-    {#- b * rev / prev in double precision, taken at 6 places only when it lies within the double
-        computation's own error of them (about 5 units in the last place; 2e-15 relative is 9):
-        a wider tolerance snapped every d of a customer with b over a thousand to 6 places, and
-        V = 59,572.474999925 became .475 and rounded up (tests/test_value_exactness.py) -#}
+    {#- d = b * rev / prev. Below 10^11 (b, rev and prev at 8 decimals, so that their products fit
+        38 digits) it is q + (b * rev - q * prev) / prev: q, the double-precision quotient at 8
+        places, corrected by the exact decimal residual, whose own quotient is tiny. d is then right
+        to the 16th decimal at any size; a double alone holds about 16 significant digits, which at
+        L put two V of x.4749999 on the wrong side of the half cent (tests/test_value_exactness.py).
+        Larger values keep the double quotient, taken at 6 places when it lies within its own error
+        of them (a tolerance capped far below the 6-place grid). -#}
     {%- set quotient = to_double(b, 16) ~ " * " ~ to_double(rev, 16) ~ " / " ~ to_double(prev, 16) -%}
+    {%- set b8, rev8, prev8 = "cast(" ~ b ~ " as decimal(38, 8))", "cast(" ~ rev ~ " as decimal(38, 8))",
+        "cast(" ~ prev ~ " as decimal(38, 8))" -%}
+    {%- set q8 = to_decimal(quotient, 8) -%}
+    {%- set residual = "(" ~ b8 ~ " * " ~ rev8 ~ " - " ~ q8 ~ " * " ~ prev8 ~ ")" -%}
     {%- set short = to_decimal(quotient, 6) -%}
     {%- set unclamped -%}
+        when abs({{ b }}) < 100000000000 and abs({{ rev }}) < 100000000000 and abs({{ prev }}) < 100000000000
+            then cast({{ q8 }} as {{ money_type() }})
+            + {{ to_decimal(to_double(residual, 16) ~ " / " ~ to_double(prev8, 8), 16) }}
         when abs({{ quotient }} - {{ to_double(short, 6) }})
-             <= 2e-15 * greatest(1, abs({{ quotient }}))
+             <= least(2e-15 * abs({{ quotient }}), 1e-8)
             then cast({{ short }} as {{ money_type() }})
         else {{ money_mul(b, safe_ratio(rev, prev)) }}
     {%- endset -%}
