@@ -627,8 +627,7 @@ def floor_tier_table(inbox: Path, through: str, months: str = "last"):
         con.close()
 
 
-# the peak-RSS budget (8 GiB); the pipeline's own DuckDB default is lower (5GB), because its
-# process also holds dbt and, in publish, the BI copy's instance
+# the peak-RSS budget (8 GiB), and the pipeline's own DuckDB default
 FLOOR_MEMORY_LIMIT = "8GB"
 
 
