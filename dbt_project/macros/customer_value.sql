@@ -20,9 +20,8 @@
 
 {# d = b * min(max(1 + growth_rate, 0.5), 1.5); d = b when growth_rate is null.
    1 + growth_rate = revenue_12m / revenue_prev_12m, so the clamp is decided exactly by
-   comparing revenues. Unclamped, d = b * rev / prev: when that quotient has a short decimal
-   expansion (up to 6 places, e.g. 3,207,204.05) it is taken exactly; otherwise the factor
-   carries 16 significant decimals (docs/decisions.md). #}
+   comparing revenues. Unclamped, d = b * rev / prev, right to the 16th decimal (see
+   potential_level; docs/decisions.md). #}
 {% macro potential_factor(rev, prev, projected='projected_revenue_12m') -%}
     {%- if potential_model() == 'regression' -%}
         {{ return(regression_potential_factor(rev, projected)) }}
