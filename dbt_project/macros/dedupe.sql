@@ -59,5 +59,4 @@ inner join (
     where ranked._dedupe_rank = 1
 ) as winners
     on src._file_seq = winners._file_seq and src._line = winners._line
-{{ row_filter }}
 {%- endmacro %}
