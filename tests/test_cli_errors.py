@@ -121,6 +121,18 @@ def test_export_on_a_missing_warehouse_exits_3(tmp_path):
     assert_one_line_error(proc, 3)
 
 
+@pytest.mark.parametrize("out", ["a-file", "a-file/below"])
+def test_an_output_folder_that_is_a_file_exits_3(tmp_path, out):
+    """An --out path that is a file (or below one) is a user error: one line naming it, exit 3,
+    not an internal error (the OS error is EEXIST or ENOTDIR)."""
+    (tmp_path / "a-file").write_text("not a folder\n")
+    proc = keyaccounts("import-sample", "ibm_ar", "--out", tmp_path / out,
+                       "--data-dir", shared_dir() / "data" / "real", cwd=tmp_path)
+    line = assert_one_line_error(proc, 3)
+    assert "a-file" in line
+    assert not (tmp_path / "keyaccounts-crash.log").exists()
+
+
 def test_status_on_a_file_that_is_not_a_warehouse_exits_3(tmp_path):
     """operations.md: a warehouse path that is not a DuckDB file is a user error, not a crash."""
     warehouse = tmp_path / "notes.duckdb"

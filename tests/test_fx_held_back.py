@@ -10,6 +10,16 @@ from conftest import one, rows, run, write_inbox
 TS = "2024-07-05T08:00:00+08:00"
 
 
+def quarantined(wh) -> set[tuple]:
+    out = set()
+    for feed, key, amount in [("orders", "order_id", "net_amount"), ("invoices", "invoice_id", "amount"),
+                              ("payments", "payment_id", "amount")]:
+        out |= {(feed, r["key"], r["_reason"], r["currency"], r["amount"], r["_line"])
+                for r in rows(wh, f"select {key} as key, _reason, currency, {amount} as amount, _line "
+                                  f"from quarantine.{feed}")}
+    return out
+
+
 def test_missing_rate_is_held_back_then_retried(tmp_path):
     inbox = write_inbox(tmp_path / "inbox", {
         "customers/part-0001.csv": f"""
@@ -38,6 +48,11 @@ def test_missing_rate_is_held_back_then_retried(tmp_path):
                     ("payments", "PX", "currency_mismatch", "2024-04")}
     e1 = one(wh, "select revenue_12m from marts.customer_sales_monthly where customer_id = 'E1' and eval_month = '2024-04'")
     assert e1["revenue_12m"] == D("0")
+    # sources.md: held back = "quarantined with reason missing_fx_rate" / "is quarantined (currency_mismatch)";
+    # operations.md: quarantined rows are read from quarantine.<feed>, with their raw values and file line
+    assert quarantined(wh) == {("orders", "OE", "missing_fx_rate", "EUR", "100", 3),
+                               ("invoices", "IE", "missing_fx_rate", "EUR", "100", 2),
+                               ("payments", "PX", "currency_mismatch", "USD", "100", 2)}
 
     write_inbox(inbox, {"fx_rates/part-0001.csv": """
         currency,month,rate_to_reporting
@@ -47,6 +62,8 @@ def test_missing_rate_is_held_back_then_retried(tmp_path):
     e1 = one(wh, "select revenue_12m from marts.customer_sales_monthly where customer_id = 'E1' and eval_month = '2024-04'")
     assert e1["revenue_12m"] == D("750")  # 100 EUR * 7.5, retried without re-delivering the order
     assert {r["record_id"] for r in rows(wh, "select * from quarantine.held_back")} == {"PX"}
+    # the order and the invoice count now, so they left quarantine; nothing is listed twice
+    assert quarantined(wh) == {("payments", "PX", "currency_mismatch", "USD", "100", 2)}
     rec = one(wh, "select billed_due_12m, collected_12m from marts.customer_receivables_monthly "
                   "where customer_id = 'E1' and eval_month = '2024-04'")
     assert rec["billed_due_12m"] == D("750") and rec["collected_12m"] == D("0")  # the USD payment is not applied

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from keyaccounts.errors import KeyAccountsError
+from keyaccounts.errors import InputError, KeyAccountsError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -189,7 +189,6 @@ def cmd_status(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from keyaccounts.errors import InputError
     from keyaccounts.warehouse import connection
 
     console = Console()
@@ -244,7 +243,6 @@ def _has_table(conn, schema: str, name: str) -> bool:
 
 def cmd_export(args) -> int:
     from keyaccounts.config import parse_month
-    from keyaccounts.errors import InputError
     from keyaccounts.publish.exports import export_month
     from keyaccounts.publish.managers import export_managers
     from keyaccounts.publish.report import build_report
@@ -281,6 +279,19 @@ COMMANDS = {"run": cmd_run, "demo": cmd_demo, "status": cmd_status, "export": cm
             "grant-bi": cmd_grant_bi, "import-sample": cmd_import_sample}
 
 
+def _internal_error(exc: BaseException) -> int:
+    """A bug, not a user error: one line on stderr, the traceback in a file."""
+    import tempfile
+    import traceback
+
+    log = Path(tempfile.gettempdir()) / "keyaccounts-crash.log"
+    log.write_text(traceback.format_exc(), encoding="utf-8")
+    print(f"keyaccounts: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+          file=sys.stderr)
+    print(f"keyaccounts: details: {log}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -296,27 +307,23 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         import errno
 
-        if exc.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM):
-            raise
         where = f": {exc.filename}" if exc.filename else ""
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOENT):
+            # a path the user gave cannot be used (an --out that is a file, a missing folder)
+            print(f"keyaccounts: error: {exc.strerror}{where}", file=sys.stderr)
+            return InputError.exit_code
+        if exc.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM):
+            return _internal_error(exc)
         print(f"keyaccounts: error: {exc.strerror}{where} (the next run completes what this one could not write)",
               file=sys.stderr)
         return 3
-    except Exception as exc:  # a bug, not a user error: one line here, the traceback in a file
+    except Exception as exc:
         text = str(exc)
         for fault in ("No space left on device", "Read-only file system", "Permission denied"):
             if fault in text:  # a resource fault reported by DuckDB or dbt, not a bug
                 print(f"keyaccounts: error: {fault} ({text.splitlines()[0][:200]})", file=sys.stderr)
                 return 3
-        import tempfile
-        import traceback
-
-        log = Path(tempfile.gettempdir()) / "keyaccounts-crash.log"
-        log.write_text(traceback.format_exc(), encoding="utf-8")
-        print(f"keyaccounts: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-              file=sys.stderr)
-        print(f"keyaccounts: details: {log}", file=sys.stderr)
-        return 1
+        return _internal_error(exc)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from keyaccounts.config import RunConfig, check_environment
 from keyaccounts.errors import InputError
+from keyaccounts.ingest.held_back import record_held_back
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.ingest.sql_source import SqlSource
 from keyaccounts.publish.exports import export_month
@@ -92,11 +93,13 @@ def transform_task(cfg: RunConfig) -> None:
 
 
 def check_task(cfg: RunConfig):
-    """Great Expectations suites on the built month (marts_build); raises ChecksFailed."""
+    """Great Expectations suites on the built month (marts_build); raises ChecksFailed. First,
+    the rows the build held back are listed in their feeds' quarantine tables (ingest.held_back)."""
     checkpoint("checks")
     from keyaccounts.checks import run_checks
 
     with connection(cfg.warehouse) as conn:
+        record_held_back(conn)
         return run_checks(conn, cfg)
 
 

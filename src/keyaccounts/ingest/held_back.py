@@ -1,0 +1,60 @@
+"""Rows held back by staging, listed in their feed's quarantine table as well.
+
+sources.md: an order or invoice without a rate for its month is "held back (quarantined with
+reason `missing_fx_rate`) and retried on later runs", and a payment in another currency than
+its known invoice "is quarantined (`currency_mismatch`)". Both can only be decided once the
+rows are staged (the rate, the invoice may arrive later), so dbt lists them in
+`quarantine.held_back`. After every build this module mirrors that list into
+`quarantine.<feed>` (the table operations.md points readers to), with the raw values like any
+other quarantined row, `_reason` the hold's reason and `_run_id` = `held_back`. The mirror is
+replaced whole each time, so a row leaves it as soon as it counts (its rate arrived).
+"""
+
+from __future__ import annotations
+
+from keyaccounts.ingest.contract import FEEDS
+from keyaccounts.warehouse import quote_ident
+
+HELD_BACK_RUN_ID = "held_back"
+# feeds quarantine.held_back can name (the `feed` column of the dbt model)
+HELD_BACK_FEEDS = ("orders", "invoices", "payments", "interactions")
+
+
+def record_held_back(conn) -> int:
+    """Replace the held-back rows of each feed's quarantine table; returns how many there are.
+    Does nothing before the first build (no `quarantine.held_back` yet)."""
+    exists = conn.execute(
+        "select count(*) from information_schema.tables where table_schema = 'quarantine' "
+        "and table_name = 'held_back'").fetchone()[0]
+    if not exists:
+        return 0
+    total = 0
+    conn.execute("begin transaction")  # readers see the old list or the new one, never neither
+    try:
+        for name in HELD_BACK_FEEDS:
+            total += _replace_feed(conn, name)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return total
+
+
+def _replace_feed(conn, name: str) -> int:
+    feed = FEEDS[name]
+    (key,) = feed.key
+    cols = ", ".join(f"r.{quote_ident(c)}" for c in feed.column_names)
+    conn.execute(f"delete from quarantine.{name} where _run_id = ?", [HELD_BACK_RUN_ID])
+    # held_back names the staged winner by its file and line; a file name taken twice (a changed
+    # file re-delivered under the same name) has two raw rows there: the later one won
+    conn.execute(
+        f"insert into quarantine.{name} "
+        f"select {cols}, r._file, r._line, r._file_seq, ?, r._loaded_at, h.reason "
+        f"from raw.{name} as r inner join quarantine.held_back as h "
+        f"on h.feed = ? and h.record_id = trim(r.{quote_ident(key)}) "
+        "and h.source_file = r._file and h.source_line = r._line "
+        f"where r._file_seq = (select max(r2._file_seq) from raw.{name} as r2 "
+        "where r2._file = r._file and r2._line = r._line)",
+        [HELD_BACK_RUN_ID, name])
+    return conn.execute(f"select count(*) from quarantine.{name} where _run_id = ?",
+                        [HELD_BACK_RUN_ID]).fetchone()[0]
