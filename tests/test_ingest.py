@@ -153,6 +153,9 @@ def test_good_rows_land_as_text_with_file_line_and_run_id(conn, inbox):
         ("orders", "status", "shipped", "not_allowed:status"),
         ("orders", "net_amount", "-5", "out_of_range:net_amount"),
         ("orders", "net_amount", "abc", "bad_number:net_amount"),
+        # MAX_AMOUNT: 10^15 on one row at most (docs/ingest.md), so no sum can overflow the decimals
+        ("orders", "net_amount", "1000000000000000.01", "out_of_range:net_amount"),
+        ("invoices", "amount", "99999999999999999999", "out_of_range:amount"),
         ("orders", "updated_at", "not-a-time", "bad_timestamp:updated_at"),
         ("orders", "currency", "usd", "bad_currency:currency"),
         ("invoices", "due_date", "2024-01-10", "due_before_invoice"),  # invoice_date is 2024-01-15
@@ -177,6 +180,41 @@ def test_bad_row_is_quarantined_with_reason_and_the_rest_loads(conn, inbox, feed
     assert fetch(conn, f"select {key}, _line from raw.{feed} order by _line") == [("A", 2), ("C", 4)]
     stats = result.feeds[feed]
     assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (3, 2, 1)
+
+
+def test_override_file_without_an_approved_by_column_quarantines_each_row(conn, inbox):
+    """sources.md: "A row without approved_by is quarantined (not_approved)": a file that lacks the
+    column altogether has no approved row, so each row is quarantined with that reason (not the file
+    as missing_columns), and a file with the column still loads its approved rows."""
+    rows = [override("K1"), override("K2", eval_month="2024-05")]
+    for r in rows:
+        del r["approved_by"]
+    write_csv(inbox / "tier_overrides" / "part-0001.csv", rows)
+    write_csv(inbox / "tier_overrides" / "part-0002.csv", [override("K3")])
+
+    result = ingest_inbox(conn, inbox, "run-1", reject_threshold=1.0)
+
+    assert fetch(conn, "select customer_id, eval_month, _line, _reason, approved_by from quarantine.tier_overrides "
+                       "order by _line") == [("K1", "2024-04", 2, "not_approved", None),
+                                            ("K2", "2024-05", 3, "not_approved", None)]
+    assert fetch(conn, "select count(*) from quarantine.files") == [(0,)]
+    assert fetch(conn, "select customer_id, approved_by from raw.tier_overrides") == [("K3", "王敏")]
+    stats = result.feeds["tier_overrides"]
+    assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (3, 1, 2)
+
+
+def test_fx_rates_keep_18_decimals(conn, inbox):
+    """A rate is checked at staging's scale for rates (18 places): 1e-9 and a rate written in full
+    (1/7.1) are valid (> 0); 1e-19 rounds to 0 there and is out of range, not loaded as a zero rate."""
+    path = inbox / "fx_rates" / "part-0001.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("currency,month,rate_to_reporting\nJPY,2024-04,0.000000001\n"
+                    "USD,2024-04,0.1408450704225352\nEUR,2024-04,0.0000000000000000001\n", encoding="utf-8")
+    ingest_inbox(conn, inbox, "run-1", reject_threshold=1.0)
+    assert fetch(conn, "select currency, rate_to_reporting from raw.fx_rates order by _line") == [
+        ("JPY", "0.000000001"), ("USD", "0.1408450704225352")]
+    assert fetch(conn, "select currency, _reason from quarantine.fx_rates") == [
+        ("EUR", "out_of_range:rate_to_reporting")]
 
 
 def test_row_breaking_two_rules_carries_both_reasons(conn, inbox):
@@ -214,7 +252,8 @@ def test_reject_share_over_threshold_raises_and_names_the_feed(conn, inbox):
 
 def test_rejected_run_takes_no_file_so_a_retry_fails_the_same_way(conn, inbox):
     """sources.md: no tier table is published from a rejected run, not even by a retry. The
-    quarantined rows are kept for inspection; once the bad file is removed the rest loads."""
+    quarantined rows are kept for inspection (each bad row once, as its latest attempt saw it);
+    once the bad file is removed the rest loads."""
     write_csv(inbox / "customers" / "part-0001.csv", [customer("K1", "华东重工集团")])
     write_csv(inbox / "orders" / "part-0001.csv", [order("O1"), order("O2", status="shipped")])
     for run_id in ("run-1", "run-2"):
@@ -223,11 +262,26 @@ def test_rejected_run_takes_no_file_so_a_retry_fails_the_same_way(conn, inbox):
     assert fetch(conn, "select count(*) from raw.orders") == [(0,)]
     assert fetch(conn, "select count(*) from raw.customers") == [(0,)]  # nothing of a rejected run
     assert fetch(conn, "select count(*) from audit.manifest") == [(0,)]
-    assert fetch(conn, "select _run_id from quarantine.orders order by 1") == [("run-1",), ("run-2",)]
+    assert fetch(conn, "select order_id, _line, _run_id from quarantine.orders") == [("O2", 3, "run-2")]
     (inbox / "orders" / "part-0001.csv").unlink()
     write_csv(inbox / "orders" / "part-0002.csv", [order("O1")])
     result = ingest_inbox(conn, inbox, "run-3", reject_threshold=0.05)
     assert result.feeds["orders"].rows_loaded == 1 and result.feeds["customers"].rows_loaded == 1
+
+
+def test_a_retry_that_takes_a_rejected_file_lists_its_bad_rows_once(conn, inbox):
+    """A run rejected over the threshold, then the same files taken with a higher threshold: the bad
+    row and the bad file are each listed once in quarantine, by the run that took them."""
+    write_csv(inbox / "orders" / "part-0001.csv", [order("O1"), order("O2", status="shipped")])
+    (inbox / "orders" / "part-0002.csv").write_bytes(b"")
+    with pytest.raises(RejectThresholdExceeded):
+        ingest_inbox(conn, inbox, "run-1", reject_threshold=0.05)
+    ingest_inbox(conn, inbox, "run-2", reject_threshold=0.6)
+    assert fetch(conn, "select order_id, _line, _run_id, _file_seq is not null from quarantine.orders") == [
+        ("O2", 3, "run-2", True)]
+    assert fetch(conn, "select file_name, reason, run_id from quarantine.files") == [
+        ("orders/part-0002.csv", "empty", "run-2")]
+    assert fetch(conn, "select order_id from raw.orders") == [("O1",)]
 
 
 def test_reject_share_under_threshold_passes(conn, inbox):

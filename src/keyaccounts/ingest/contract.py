@@ -16,6 +16,9 @@ INDUSTRIES = (
 SCOPES = ("global", "national", "local")
 ORDER_STATUSES = ("open", "completed", "cancelled", "returned")
 TIERS = ("A", "B", "C")
+# The largest amount a row may carry (out_of_range above): no business books 10^15 on one row,
+# and it keeps every converted sum and V far inside the 38 digits of the decimal types.
+MAX_AMOUNT = 10**15
 INTERACTION_KINDS = ("complaint", "visit", "escalation")
 # ISO 4217 active codes (and the X-codes), so a typo such as "RMB" or "USd" is quarantined
 ISO_4217 = tuple("""
@@ -40,6 +43,12 @@ class Column:
     max_value: float | None = None  # inclusive
     # reason code used when a required value is missing (default `missing_<name>`)
     missing_reason: str | None = None
+    # decimal places a decimal keeps (staging's type: amounts decimal(38, 8); fx rates 18, so that a
+    # rate such as 1/7.1 written in full converts amounts exactly, metrics.md "Arithmetic")
+    scale: int = 8
+    # a required column a file may lack altogether: its rows are then quarantined one by one
+    # (with missing_reason) instead of the file as a whole
+    may_be_absent: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class Feed:
 
     @property
     def required_columns(self) -> list[str]:
-        return [c.name for c in self.columns if c.required]
+        return [c.name for c in self.columns if c.required and not c.may_be_absent]
 
 
 def _ts(name: str = "updated_at") -> Column:
@@ -91,9 +100,9 @@ FEEDS: dict[str, Feed] = {
                 Column("order_date", "date", required=True),
                 Column("status", required=True, allowed=ORDER_STATUSES),
                 Column("currency", "currency"),
-                Column("list_amount", "decimal", required=True, min_value=0),
-                Column("net_amount", "decimal", required=True, min_value=0),
-                Column("cost_amount", "decimal", min_value=0),
+                Column("list_amount", "decimal", required=True, min_value=0, max_value=MAX_AMOUNT),
+                Column("net_amount", "decimal", required=True, min_value=0, max_value=MAX_AMOUNT),
+                Column("cost_amount", "decimal", min_value=0, max_value=MAX_AMOUNT),
                 _ts(),
             ),
         ),
@@ -107,7 +116,7 @@ FEEDS: dict[str, Feed] = {
                 Column("invoice_date", "date", required=True),
                 Column("due_date", "date", required=True),
                 Column("currency", "currency"),
-                Column("amount", "decimal", required=True, min_value=0, min_exclusive=True),
+                Column("amount", "decimal", required=True, min_value=0, min_exclusive=True, max_value=MAX_AMOUNT),
                 _ts(),
             ),
             row_rules=(("due_before_invoice", "due_date >= invoice_date"),),
@@ -121,7 +130,7 @@ FEEDS: dict[str, Feed] = {
                 Column("customer_id", required=True),
                 Column("payment_date", "date", required=True),
                 Column("currency", "currency"),
-                Column("amount", "decimal", required=True, min_value=0, min_exclusive=True),
+                Column("amount", "decimal", required=True, min_value=0, min_exclusive=True, max_value=MAX_AMOUNT),
                 Column("method"),
                 _ts(),
             ),
@@ -154,7 +163,7 @@ FEEDS: dict[str, Feed] = {
             (
                 Column("currency", "currency", required=True),
                 Column("month", "month", required=True),
-                Column("rate_to_reporting", "decimal", required=True, min_value=0, min_exclusive=True),
+                Column("rate_to_reporting", "decimal", required=True, min_value=0, min_exclusive=True, scale=18),
             ),
             optional=True,
         ),
@@ -166,7 +175,9 @@ FEEDS: dict[str, Feed] = {
                 Column("eval_month", "month", required=True),
                 Column("tier", required=True, allowed=TIERS),
                 Column("reason", required=True),
-                Column("approved_by", required=True, missing_reason="not_approved"),
+                # sources.md: "A row without approved_by is quarantined (not_approved)", also
+                # when the file has no such column
+                Column("approved_by", required=True, missing_reason="not_approved", may_be_absent=True),
                 _ts(),
             ),
             optional=True,
@@ -213,8 +224,10 @@ ROW_REASONS = {
 }
 FILE_REASONS = {
     "missing_columns": "a required column is absent from the header",
-    "undecodable": "bytes that are not UTF-8 text",
-    "unreadable": "not a CSV file the reader can parse",
+    "undecodable": "bytes that are neither UTF-8 nor GB18030 text (JSON and JSONL: not UTF-8)",
+    "unreadable": "not a file of its format the reader can parse (broken CSV quoting, bad JSON line, bad Parquet)",
     "empty": "no header or no bytes",
+    "duplicate_columns": "two columns with the same name (case and surrounding spaces ignored)",
+    "unsupported_format": "not a CSV, CSV.gz, Parquet, JSONL or JSON file (by its name)",
     "outside_inbox": "a symbolic link (or a folder link) to a file outside the inbox: not read",
 }

@@ -66,10 +66,13 @@ def with_seconds(text_sql: str) -> str:
             f"(Z|[+-].*)?$', '\\1:00\\2')")
 
 
-def _decimal(text_sql: str) -> str:
-    """text -> decimal(38, 8), or NULL. DuckDB 1.4 casts text to a decimal wider than 18 digits
-    about 100x slower than to decimal(18, 8); the narrow cast, widened, gives the same value, and
-    the wide one only runs for values the narrow one cannot hold (10^10 or more)."""
+def _decimal(text_sql: str, scale: int = 8) -> str:
+    """text -> decimal(38, scale) (staging's type), or NULL. DuckDB 1.4 casts text to a decimal
+    wider than 18 digits about 100x slower than to decimal(18, 8); the narrow cast, widened, gives
+    the same value, and the wide one only runs for values the narrow one cannot hold (10^10 or
+    more). Other scales (fx rates: a few rows) take the wide cast."""
+    if scale != 8:
+        return f"try_cast({text_sql} as decimal(38, {scale}))"
     return (f"coalesce(cast(try_cast({text_sql} as decimal(18, 8)) as decimal(38, 8)), "
             f"try_cast({text_sql} as decimal(38, 8)))")
 
@@ -88,7 +91,7 @@ def _column_checks(col: Column) -> list[str]:
         "date": f"not regexp_full_match({v}, '{DATE_RE}') or try_cast({v} as date) is null",
         "timestamp": f"not regexp_full_match({v}, '{TIMESTAMP_RE}') or try_cast({with_seconds(v)} as timestamptz) is null",
         "month": f"not regexp_full_match({v}, '{MONTH_RE}')",
-        "decimal": f"not regexp_full_match({v}, '{NUMBER_RE}') or {_decimal(v)} is null",
+        "decimal": f"not regexp_full_match({v}, '{NUMBER_RE}') or {_decimal(v, col.scale)} is null",
         "integer": f"not regexp_full_match({v}, '{INTEGER_RE}') or try_cast({v} as integer) is null",
         "currency": f"{v} not in ({_sql_literal_list(ISO_4217)})",
     }
@@ -100,7 +103,7 @@ def _column_checks(col: Column) -> list[str]:
         checks.append(f"case when {v} is not null and {v} not in ({_sql_literal_list(col.allowed)}) "
                       f"then 'not_allowed:{name}' end")
     if col.min_value is not None or col.max_value is not None:
-        num = _decimal(v)
+        num = _decimal(v, col.scale)
         conds = []
         if col.min_value is not None:
             conds.append(f"{num} {'<=' if col.min_exclusive else '<'} {col.min_value}")
@@ -321,6 +324,13 @@ def _stage_sql(stage, conn, source, feed: Feed, n: int, taken: set[str]) -> _Sta
         return None
     return staged
 def _record_quarantine(conn, staged: _StagedFile, file_seq: int | None, run_id: str, now: datetime) -> None:
+    """Record a file's bad rows (or the file itself). What an earlier rejected run recorded for the
+    same file name is replaced: a rejected run takes no file, so the next attempt reads it again,
+    and each bad row (or file) is listed once, by its latest attempt."""
+    conn.execute("delete from quarantine.files where file_name = ? and run_id in "
+                 "(select run_id from audit.ingest_runs where status = 'rejected')", [staged.rel_name])
+    conn.execute(f"delete from quarantine.{staged.feed.name} where _file = ? and _file_seq is null",
+                 [staged.rel_name])
     if staged.temp_table is None:
         conn.execute(
             "insert into quarantine.files values (?, ?, ?, ?, ?, ?, ?)",

@@ -11,16 +11,22 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 # Files still being written are left for the next run.
 PARTIAL_SUFFIXES = (".tmp", ".part")
-SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl")
+# matched on the lower-cased name (`ORDERS.CSV` is a CSV); any other file is `unsupported_format`
+SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl", ".json")
 # Chinese Excel exports are GB18030/GBK; UTF-8 (with or without BOM) is tried first.
 ENCODINGS = ("utf-8-sig", "gb18030")
+# the default (131072 characters) makes a file with one long survey comment unreadable
+csv.field_size_limit(2**31 - 1)
 
 
 class UnreadableFile(Exception):
@@ -34,20 +40,32 @@ class UnreadableFile(Exception):
 class FileContent:
     header: list[str]
     rows: list[list[str | None]]  # aligned with header
-    lines: list[int]  # 1-based source line (CSV: the line a record starts on; else row number)
+    lines: list[int]  # 1-based source line (CSV, JSONL: the line a record starts on; else row number)
     encoding: str | None = None
     extra_fields: list[bool] | None = None  # CSV: the record had more fields than the header
     # Parquet: no rows in Python; the loader scans the file in DuckDB (`scan_parquet`), so a
     # file of millions of rows costs no Python objects per value
     parquet: Path | None = None
-    columns: dict[str, str] | None = None  # header name (stripped) -> the file's own column name
+    columns: dict[str, str] | None = None  # header name (normalised) -> the file's own column name
 
 
 def is_candidate(path: Path) -> bool:
-    name = path.name
-    if name.startswith(".") or name.endswith(PARTIAL_SUFFIXES):
-        return False
-    return name.endswith(SUPPORTED_SUFFIXES)
+    """Every file of a feed folder is taken (read, or quarantined as `unsupported_format`) but
+    hidden files and files still being written."""
+    name = path.name.lower()
+    return not (name.startswith(".") or name.endswith(PARTIAL_SUFFIXES))
+
+
+def _header(names: list[str], where: str = "the header") -> list[str]:
+    """Column names as the contract spells them (` CUSTOMER_ID` -> `customer_id`). Two columns
+    with the same name leave no way to tell which one holds the value: the file is refused.
+    Unnamed columns (a trailing comma in an Excel export) match nothing and may repeat."""
+    header = [n.strip().lower() for n in names]
+    twice = sorted(n for n, k in Counter(header).items() if n and k > 1)
+    if twice:
+        raise UnreadableFile("duplicate_columns", f"{where} names column(s) more than once "
+                                                  f"(case and spaces ignored): {', '.join(twice)}")
+    return header
 
 
 def _decode(data: bytes) -> tuple[str, str]:
@@ -56,10 +74,12 @@ def _decode(data: bytes) -> tuple[str, str]:
     except UnicodeDecodeError:
         pass
     # Mostly valid UTF-8 with a few bad sequences is a damaged (or mixed) UTF-8 file: read as
-    # GB18030 it would decode "successfully" into garbage, so refuse it instead.
+    # GB18030 it would decode "successfully" into garbage, so refuse it instead. Only 3-byte
+    # characters (U+0800 and up: Chinese in UTF-8) count as evidence of UTF-8: GBK byte pairs
+    # often form valid 2-byte UTF-8 characters (小米 -> 'С' + ...), which would refuse short GBK files.
     lenient = data.decode("utf-8", errors="replace")
     bad = lenient.count("\ufffd")
-    good = sum(1 for ch in lenient if ord(ch) > 127 and ch != "\ufffd")
+    good = sum(1 for ch in lenient if ord(ch) >= 0x800 and ch != "\ufffd")
     if good > bad:
         raise UnreadableFile("undecodable", f"UTF-8 text with {bad} invalid byte sequence(s): damaged or mixed encodings")
     try:
@@ -68,18 +88,39 @@ def _decode(data: bytes) -> tuple[str, str]:
         raise UnreadableFile("undecodable", "bytes are neither UTF-8 nor GB18030 text") from None
 
 
+UNCLOSED_QUOTE = "unexpected end of data"  # what strict mode says of a quote never closed
+
+
 def read_csv_bytes(data: bytes) -> FileContent:
     if not data.removeprefix(b"\xef\xbb\xbf").strip():
         raise UnreadableFile("empty", "the file has no header row")
     if b"\x00" in data[:4096]:
         raise UnreadableFile("unreadable", "binary content, not a CSV file")
     text, encoding = _decode(data)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # Strict first: in the default mode a quote that is never closed silently swallows the rest of
+    # the file into one field, so that file is refused. Any other quoting fault (text after a
+    # closing quote, `"x"y`) spoils one value only: the file is read again in the default mode,
+    # which keeps that value as `xy`, and the row's checks decide.
     try:
-        header = next(reader)
-    except (csv.Error, StopIteration) as exc:
-        raise UnreadableFile("unreadable", f"cannot parse the header: {exc}") from None
-    header = [h.strip() for h in header]
+        return _csv_content(text, encoding, strict=True)
+    except csv.Error as exc:
+        if str(exc) != UNCLOSED_QUOTE:
+            return _csv_content(text, encoding, strict=False)
+        start = getattr(exc, "record_start", 1)
+        raise UnreadableFile("unreadable", f"CSV syntax error in the record starting on line {start}: "
+                                           f"{exc} (a quote that is never closed)") from None
+
+
+def _csv_content(text: str, encoding: str, strict: bool) -> FileContent:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=strict)
+    start = 1
+    try:
+        header = _header(next(reader))
+    except StopIteration:
+        raise UnreadableFile("empty", "the file has no header row") from None
+    except csv.Error as exc:
+        exc.record_start = start
+        raise
     rows: list[list[str | None]] = []
     lines: list[int] = []
     extra: list[bool] = []
@@ -97,34 +138,103 @@ def read_csv_bytes(data: bytes) -> FileContent:
             lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise UnreadableFile("unreadable", f"CSV syntax error near line {reader.line_num}: {exc}") from None
+        exc.record_start = start
+        raise
     return FileContent(header, rows, lines, encoding, extra)
 
 
-def _read_with_duckdb(path: Path, function: str) -> FileContent:
-    con = duckdb.connect()
+class _Number(str):
+    """A JSON number as written in the file: never through a float, so `1e-05` and a 17-digit
+    amount reach raw as their own text (NaN and Infinity, which Python's json accepts, too)."""
+
+
+class _Object(tuple):
+    """A JSON object as its (key, value) pairs, so that a key given twice is seen, not dropped."""
+
+
+def _nested_json(value) -> str:
+    if isinstance(value, _Object):
+        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_nested_json(v)}" for k, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_nested_json(v) for v in value) + "]"
+    return str(value) if isinstance(value, _Number) else json.dumps(value, ensure_ascii=False)
+
+
+def _json_value_text(value) -> str | None:
+    """A JSON value as the text a CSV cell would hold: strings and numbers as written, true and
+    false as words, null as missing, an array or object as its JSON text."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return str(value)
+    return _nested_json(value)
+
+
+def _json_source(data: bytes) -> str:
+    if not data.removeprefix(b"\xef\xbb\xbf").strip():
+        raise UnreadableFile("empty", "the file is empty")
     try:
-        rel = con.sql(f"select * from {function}(?)", params=[str(path)])
-        header = [c.strip() for c in rel.columns]
-        values = rel.fetchall()
-    except duckdb.Error as exc:
-        raise UnreadableFile("unreadable", str(exc).splitlines()[0]) from None
-    finally:
-        con.close()
-    rows = [[None if v is None else str(v) for v in r] for r in values]
-    return FileContent(header, rows, list(range(1, len(rows) + 1)))
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile("undecodable", f"JSON must be UTF-8: invalid byte at offset {exc.start}") from None
+
+
+def _parse_json(text: str, first_line: int = 1):
+    try:
+        return json.loads(text, object_pairs_hook=_Object, parse_float=_Number, parse_int=_Number,
+                          parse_constant=_Number)
+    except json.JSONDecodeError as exc:
+        line = first_line + exc.lineno - 1
+        raise UnreadableFile("unreadable", f"invalid JSON on line {line}: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise UnreadableFile("unreadable", f"JSON nested too deeply (from line {first_line})") from None
+
+
+def _json_rows(items, unit: str) -> FileContent:
+    """Rows from (number, JSON value) pairs, each an object; the header is the keys in the order
+    first seen, a key absent from a record is missing there."""
+    header: dict[str, None] = {}
+    records: list[dict[str, str | None]] = []
+    lines: list[int] = []
+    try:
+        for n, value in items:
+            if not isinstance(value, _Object):
+                raise UnreadableFile("unreadable", f"{unit} {n} is not a JSON object")
+            names = _header([k for k, _ in value], f"{unit} {n}")
+            records.append({name: _json_value_text(v) for name, (_, v) in zip(names, value)})
+            header.update(dict.fromkeys(records[-1]))
+            lines.append(n)
+    except RecursionError:  # writing a nested value back as text takes more stack than parsing it
+        raise UnreadableFile("unreadable", "JSON nested too deeply") from None
+    names = list(header)
+    return FileContent(names, [[r.get(c) for c in names] for r in records], lines, "utf-8-sig")
+
+
+def read_jsonl_bytes(data: bytes) -> FileContent:
+    """One JSON object a line (blank lines skipped); each row keeps its line number in the file."""
+    text = _json_source(data)
+    return _json_rows(((n, _parse_json(line, n)) for n, line in enumerate(text.split("\n"), 1) if line.strip()),
+                      "line")
+
+
+def read_json_bytes(data: bytes) -> FileContent:
+    """A JSON array of objects, one row each, numbered from 1 (its elements have no line of their own)."""
+    value = _parse_json(_json_source(data))
+    if not isinstance(value, list):
+        raise UnreadableFile("unreadable", "not a JSON array of objects")
+    return _json_rows(enumerate(value, 1), "element")
 
 
 def open_parquet(path: Path) -> FileContent:
-    """Read a Parquet file's schema only (a file without a valid footer fails here)."""
-    con = duckdb.connect()
+    """Read a Parquet file's schema only (a file without a valid footer fails here). The names
+    come from the file itself: DuckDB would rename a second `customer_id` to `customer_id_1`."""
     try:
-        names = con.sql("select * from read_parquet(?)", params=[str(path)]).columns
-    except duckdb.Error as exc:
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError) as exc:
         raise UnreadableFile("unreadable", str(exc).splitlines()[0]) from None
-    finally:
-        con.close()
-    columns = {n.strip(): n for n in names}
+    columns = dict(zip(_header(names), names))
     return FileContent(list(columns), [], [], parquet=path, columns=columns)
 
 
@@ -144,14 +254,16 @@ def scan_parquet_sql(content: FileContent, wanted: tuple[str, ...]) -> tuple[str
 
 
 def read_file(path: Path) -> FileContent:
-    name = path.name
+    name = path.name.lower()
+    if not name.endswith(SUPPORTED_SUFFIXES):
+        raise UnreadableFile("unsupported_format", f"not a CSV, CSV.gz, Parquet, JSONL or JSON file: {path.name}")
     if name.endswith(".parquet"):
         return open_parquet(path)
-    if name.endswith(".jsonl"):
-        if path.stat().st_size == 0:
-            raise UnreadableFile("empty", "the file is empty")
-        return _read_with_duckdb(path, "read_json_auto")
     data = path.read_bytes()
+    if name.endswith(".jsonl"):
+        return read_jsonl_bytes(data)
+    if name.endswith(".json"):
+        return read_json_bytes(data)
     if name.endswith(".gz"):
         try:
             data = gzip.decompress(data)
