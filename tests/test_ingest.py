@@ -612,3 +612,21 @@ def test_unknown_currency_code_is_quarantined(conn, inbox):
     assert fetch(conn, "select order_id from raw.orders order by 1") == [("O1",), ("O4",)]
     assert fetch(conn, "select order_id, _reason from quarantine.orders order by 1") == [
         ("O2", "bad_currency:currency"), ("O3", "bad_currency:currency")]
+
+
+def test_status_counts_rows_per_feed_and_month(tmp_path, inbox, capsys, monkeypatch):
+    """operations.md: `keyaccounts status` says what was ingested and quarantined per feed and
+    month: here orders of March (2 loaded, 1 quarantined) and April (1 loaded)."""
+    from keyaccounts.cli import main
+
+    write_csv(inbox / "orders" / "part-0001.csv", [
+        order("O1"), order("O2", order_date="2024-03-20"), order("O3", status="shipped"),
+        order("O4", order_date="2024-04-02")])
+    warehouse = tmp_path / "status.duckdb"
+    with duckdb.connect(str(warehouse)) as c:
+        ingest_inbox(c, inbox, "run-1", reject_threshold=1.0)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["status", "--warehouse", str(warehouse)]) == 0
+    table = {line.split("│")[1].strip(): line.split("│")[2].strip()
+             for line in capsys.readouterr().out.splitlines() if line.startswith("│ 2024-")}
+    assert table == {"2024-03": "2 / 1", "2024-04": "1 / 0"}

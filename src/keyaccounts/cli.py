@@ -223,9 +223,12 @@ def cmd_status(args) -> int:
                 f"select '{feed}', _reason, count(*) from quarantine.{feed} group by _reason order by 3 desc").fetchall()
         reasons += conn.execute("select feed, 'file: ' || reason, count(*) from quarantine.files group by feed, reason").fetchall()
         show("quarantined (all runs)", ["feed", "reason", "rows"], reasons)
+        by_month = _rows_per_feed_and_month(conn)
+        show("rows per feed and month (loaded / quarantined; the month of the row's own date; latest 12)",
+             ["month", *by_month["feeds"]], by_month["rows"])
         if _has_table(conn, "audit", "publish_log"):
-            show("published months", ["month", "run", "published at"],
-                 conn.execute("select eval_month, run_id, published_at from audit.publish_log "
+            show("published months", ["month", "action", "version", "run", "published at"],
+                 conn.execute("select eval_month, action, version, run_id, published_at from audit.publish_log "
                               "order by published_at desc limit 12").fetchall())
         if _has_table(conn, "marts", "customer_tier_monthly"):
             show("tiers (latest 12 months)", ["month", "customers", "A", "B", "C"], conn.execute(
@@ -233,6 +236,29 @@ def cmd_status(args) -> int:
                 "count(*) filter (where tier = 'C') from marts.customer_tier_monthly group by 1 order by 1 desc limit 12"
             ).fetchall())
     return 0
+
+
+# the date that places a row of each feed in a month (operations.md: status per feed and month)
+MONTH_OF_ROW = {"customers": "signed_on", "orders": "order_date", "invoices": "invoice_date",
+                "payments": "payment_date", "survey_responses": "submitted_at", "fx_rates": "month",
+                "tier_overrides": "eval_month", "interactions": "opened_at"}
+
+
+def _rows_per_feed_and_month(conn) -> dict:
+    """Rows loaded into raw (every version) and quarantined, per feed and month of the row's own
+    date as written (`?` when it is not a date), latest 12 months first."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for feed, column in MONTH_OF_ROW.items():
+        month = (f"case when regexp_full_match(substr(trim({column}), 1, 7), '[0-9]{{4}}-[0-9]{{2}}') "
+                 f"then substr(trim({column}), 1, 7) else '?' end")
+        for i, table in enumerate((f"raw.{feed}", f"quarantine.{feed}")):
+            for m, n in conn.execute(f"select {month}, count(*) from {table} group by 1").fetchall():
+                counts.setdefault((feed, m), [0, 0])[i] += n
+    feeds = [f for f in MONTH_OF_ROW if any(k[0] == f for k in counts)]
+    months = sorted({m for _, m in counts}, reverse=True)[:12]
+    rows = [(m, *(f"{counts[(f, m)][0]} / {counts[(f, m)][1]}" if (f, m) in counts else "" for f in feeds))
+            for m in months]
+    return {"feeds": feeds, "rows": rows}
 
 
 def _has_table(conn, schema: str, name: str) -> bool:
