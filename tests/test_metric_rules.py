@@ -151,7 +151,7 @@ def test_receivables_capped_overpayment_and_payment_after_cutoff(wh):
     assert r["aging_overdue_1_30"] == D("400")  # 2024-06-30 - 2024-06-19 = 11 days
     assert r["aging_overdue_61_90"] == D("200")  # 2024-06-30 - 2024-04-30 = 61 days
     assert r["aging_not_due"] == r["aging_overdue_31_60"] == r["aging_overdue_90_plus"] == D("0")
-    assert r["dso"] == D("219.0")  # 600 / 1000 * 365
+    assert r["dso"] == D("219.0000")  # 600 / 1000 * 365, published at 4 decimals
     feb = _m(wh, "customer_receivables_monthly", "M2", "2024-02")
     assert feb["collection_rate_12m"] == D("0.6000") and feb["outstanding_end"] == D("400")
     assert feb["aging_overdue_1_30"] == D("400")  # 2024-02-29 - 2024-02-14 = 15 days
@@ -188,7 +188,7 @@ def test_currency_conversion_and_held_back_row(wh):
 def test_csat_used_when_nps_missing_and_timezone_of_submission(wh):
     loy = _m(wh, "customer_loyalty_monthly", "M3", "2024-06")
     # R2 is 2024-07-01 in Shanghai: outside W(2024-06). Only R1 counts: no NPS, CSAT 4.
-    assert loy["responses_12m"] == 1 and loy["nps_12m"] is None and loy["csat_12m"] == D("4.00")
+    assert loy["responses_12m"] == 1 and loy["nps_12m"] is None and loy["csat_12m"] == D("4.0000")
     # 100 * (0.4 * 1/12 + 0.2 * 1/36 + 0.4 * (4 - 1)/4) = 33.888... -> 33.9
     assert loy["loyalty_score"] == D("33.9")
 
@@ -200,7 +200,7 @@ def test_nps_and_loyalty_without_orders(wh):
     assert loy["nps_12m"] == D("33.3")
     # satisfaction part (33.33 + 100) / 200; loyalty = 40 * 0.6667 = 26.666... -> 26.7
     assert loy["loyalty_score"] == D("26.7")
-    assert loy["csat_12m"] == D("4.00")  # (5 + 4 + 2 + 5) / 4
+    assert loy["csat_12m"] == D("4.0000")  # (5 + 4 + 2 + 5) / 4, published at 4 decimals
     none = _m(wh, "customer_loyalty_monthly", "M5", "2024-06")
     assert none["responses_12m"] == 0 and none["nps_12m"] is None and none["loyalty_score"] == D("20.0")
 
@@ -228,6 +228,7 @@ def test_personal_data_never_reaches_marts(wh):
         assert personal not in text
     cols = {r["column_name"] for r in rows(wh, "select column_name from information_schema.columns "
                                                "where table_schema = 'marts'")}
-    assert not cols & {"respondent_name", "respondent_phone", "respondent_email"}
-    hashed = one(wh, "select respondent_hash from marts.fct_survey_responses where response_id = 'R1'")
+    # sources.md: "staging keeps a salted hash only": no respondent column in any mart, not even the hash
+    assert not {c for c in cols if c.startswith("respondent")}
+    hashed = one(wh, "select respondent_hash from staging.stg_survey_responses where response_id = 'R1'")
     assert hashed["respondent_hash"] is not None and len(hashed["respondent_hash"]) == 64

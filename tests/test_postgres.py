@@ -284,3 +284,26 @@ def test_bad_rows_are_quarantined_in_postgres_too(tmp_path):
         assert [(r["order_id"], r["_reason"]) for r in bad] == [("O2", "not_allowed:status"),
                                                                ("O3", "nul_character:customer_id")]
         assert bad[1]["customer_id"] == "K\ufffd1"
+
+
+def test_publish_on_postgres_follows_a_changed_column_scale():
+    """An upgrade that changes a mart column's scale (csat_12m from 2 to 4 places) must replace the
+    published table: PostgreSQL's information_schema data_type says only `numeric`, so a refill in
+    place would keep numeric(38, 2) and round the new values back to 2 places."""
+    from keyaccounts.publish import wap
+    from keyaccounts.warehouse import PgConnection
+
+    with pg_database("ka_scale") as url:
+        conn = PgConnection(url)
+        for schema, scale, value in ((wap.SCHEMA, 2, "4.33"), (wap.BUILD_SCHEMA, 4, "4.3333")):
+            conn.execute(f"create schema {schema}")
+            conn.execute(f"create table {schema}.loyalty (customer_id varchar, csat_12m numeric(38, {scale}))")
+            conn.execute(f"insert into {schema}.loyalty values ('K1', {value})")
+        conn.execute("begin transaction")
+        wap._replace_table(conn, "loyalty")
+        conn.execute("commit")
+        assert pg_rows(url, f"select csat_12m from {wap.SCHEMA}.loyalty") == [{"csat_12m": Decimal("4.3333")}]
+        assert pg_rows(url, "select numeric_scale from information_schema.columns where table_schema = %s "
+                            "and table_name = 'loyalty' and column_name = 'csat_12m'", [wap.SCHEMA]) == [
+            {"numeric_scale": 4}]
+        conn.close()

@@ -267,7 +267,7 @@ def test_olist_reviews_are_satisfaction_in_local_time(olist, olist_src):
     assert n > 1
     got = olist.rows("select responses_12m, csat_12m from marts.customer_loyalty_monthly "
                      "where customer_id = ? and eval_month = '2018-10'", [chosen])[0]
-    assert got == (n, (D(int(total)) / D(int(n))).quantize(D("0.01"), ROUND_HALF_UP))  # published to 2 decimals
+    assert got == (n, (D(int(total)) / D(int(n))).quantize(D("0.0001"), ROUND_HALF_UP))  # published to 4 decimals
     # a comment with line breaks (CRLF inside the quoted field) arrives intact
     multi = reviews[reviews.review_comment_message.str.contains("\r\n")].sort_values("review_id").iloc[0]
     comment = olist.scalar("select comment from marts.fct_survey_responses where response_id = ?",

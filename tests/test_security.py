@@ -88,8 +88,11 @@ def test_survey_personal_data_never_leaves_the_raw_layer(pii_run):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert PII["respondent_email"] in _text_values(conn, "raw")
         published = {s: _text_values(conn, s) for s in ("staging", "marts", "marts_build", "quarantine")}
-    hashed = rows(warehouse, "select respondent_hash from marts.fct_survey_responses")
-    assert hashed and all(len(r["respondent_hash"]) == 64 for r in hashed)  # hashed, not dropped
+    hashed = rows(warehouse, "select respondent_hash from staging.stg_survey_responses")
+    assert hashed and all(len(r["respondent_hash"]) == 64 for r in hashed)  # hashed in staging, not dropped
+    marts_columns = rows(warehouse, "select column_name from information_schema.columns "
+                                    "where table_schema = 'marts' and column_name like 'respondent%'")
+    assert marts_columns == []  # sources.md: not even the hash reaches a mart
     # everything else the run wrote beside the warehouse: exports, report, checks, BI copy, dbt logs
     texts = dict(published, output=output)
     for path in warehouse.parent.rglob("*"):

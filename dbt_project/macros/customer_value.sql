@@ -121,12 +121,15 @@
     end
 {%- endmacro %}
 
-{# V = a * (0.7 * b + 0.3 * d) * e, exact decimal. #}
+{# V = a * (0.7 * b + 0.3 * d) * e, exact decimal. The weighted sum (b, d at 16 decimals, weights
+   at 4: scale 20) is taken at 17 decimals, exact for weights with one decimal, before a and e
+   multiply it: each product then stays within 38 digits for V below about 10^17 (at scale 24,
+   a * (...) overflowed from b of about 8.3 x 10^13). #}
 {% macro customer_value(a, b, d, e) -%}
     cast(
-        cast({{ a }} * (
+        cast({{ a }} * cast(
             cast({{ var('value_weight_current') }} as decimal(10, 4)) * {{ b }}
             + cast({{ var('value_weight_potential') }} as decimal(10, 4)) * {{ d }}
-        ) as {{ money_type() }}) * {{ e }}
+            as decimal(38, 17)) as {{ money_type() }}) * {{ e }}
     as {{ money_type() }})
 {%- endmacro %}

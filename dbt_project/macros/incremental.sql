@@ -10,7 +10,7 @@
 
 {# Bump when the logic of staging changes (typing, dedupe, conversion), so that an upgrade
    re-stages every row on its first run. #}
-{% macro staging_version() -%} 1 {%- endmacro %}
+{% macro staging_version() -%} 2 {%- endmacro %}
 
 {# What staged rows depend on besides their raw rows and rates. #}
 {% macro staging_build_key() -%}
@@ -141,4 +141,19 @@
     union all
     select p2.payment_id from {{ ref('stg_payments') }} as p2
     where p2.invoice_id in ({{ restaged_keys(ref('stg_invoices'), 'invoice_id') }})
+{%- endmacro %}
+
+{# on_schema_change='sync_all_columns' changes a column's type when an upgrade changes it (fx_rate
+   became decimal(38, 18) in staging_version 2). DuckDB 1.4 then refuses to commit the model's
+   transaction ("another transaction has altered this table") when the table was also written in
+   it before the type change (the pre-hook's delete_changed_keys) or when the change is dbt's
+   default add / update / drop / rename. So the type is changed in place, in a transaction of its
+   own: what the model did before is committed first. A failure after that leaves deleted keys,
+   which the next run rebuilds (their staged rows are still newer than what the table holds). #}
+{% macro duckdb__alter_column_type(relation, column_name, new_column_type) -%}
+    {% call statement('alter_column_type') %}
+        commit;
+        begin transaction;
+        alter table {{ relation.render() }} alter column {{ adapter.quote(column_name) }} set data type {{ new_column_type }}
+    {% endcall %}
 {%- endmacro %}

@@ -2,6 +2,9 @@
 
 {% macro money_type() -%} decimal(38, 16) {%- endmacro %}
 {% macro input_decimal_type() -%} decimal(38, 8) {%- endmacro %}
+{# fx rates keep 18 decimals: a rate written by a program (1/7.1 = 0.1408450704225352) is not
+   rounded, so amounts convert at the rate as delivered (metrics.md "Arithmetic"). #}
+{% macro rate_type() -%} decimal(38, 18) {%- endmacro %}
 
 {# Text of the inbox (checked at ingest) -> input_decimal_type(). DuckDB 1.4 casts text to a
    decimal wider than 18 digits about 100x slower than to decimal(18, 8) (docs/benchmarks.md);
@@ -18,9 +21,37 @@
              cast({{ text_expr }} as {{ input_decimal_type() }}))
 {%- endmacro %}
 
-{# a * b for money with a ratio, keeping the scale bounded so 38 digits never overflow. #}
+{# Text of a rate (checked at ingest: > 0) -> rate_type(). The fx feed is small: no fast path. #}
+{% macro cast_input_rate(text_expr) -%}
+    cast({{ text_expr }} as {{ rate_type() }})
+{%- endmacro %}
+
+{# x * y as money, right to the 16th decimal, for x at 8 decimals and y at up to 18, without
+   overflowing 38 digits: y = y_hi (y at 8 decimals) + y_lo (|y_lo| <= 5e-9). x * y_hi is exact
+   at 16 decimals; x * y_lo is taken at 16 (rounded half away from zero, both databases), and at
+   scale 8 + y's scale it fits 38 digits for any x below 10^18. The sum is x * y rounded once at
+   the 16th decimal. (x * y in one product has scale 26 at y's 18, which overflows above 10^12.)
+   Rescaling a 38-digit decimal is slow in DuckDB (about 1 us a value), so y = 1 (the reporting
+   currency) and a y of 8 decimals or fewer (y_lo = 0) skip what they do not need. #}
+{% macro split_mul(x, y) -%}
+    {%- set y_hi = 'cast(round(' ~ y ~ ', 8) as decimal(38, 8))' -%}
+    case
+        when {{ y }} = 1 then cast({{ x }} as {{ money_type() }})
+        when {{ y }} = {{ y_hi }} then cast({{ x }} * {{ y_hi }} as {{ money_type() }})
+        else cast({{ x }} * {{ y_hi }} + cast({{ x }} * ({{ y }} - {{ y_hi }}) as {{ money_type() }}) as {{ money_type() }})
+    end
+{%- endmacro %}
+
+{# An amount (decimal(38, 8)) in the reporting currency: amount * rate, not rounded beyond money's
+   16 decimals (metrics.md). Every conversion goes through this macro. #}
+{% macro to_reporting(amount, rate) -%}
+    {{ split_mul('cast(' ~ amount ~ ' as ' ~ input_decimal_type() ~ ')', 'cast(' ~ rate ~ ' as ' ~ rate_type() ~ ')') }}
+{%- endmacro %}
+
+{# a * b for money with a ratio (decimal(38, 16)), right to the 16th decimal; no overflow while
+   money is below 10^18 (a single product at scale 24 overflowed above 10^14). #}
 {% macro money_mul(money, factor) -%}
-    cast(cast({{ money }} as decimal(38, 8)) * cast({{ factor }} as decimal(38, 16)) as {{ money_type() }})
+    {{ split_mul('cast(' ~ money ~ ' as decimal(38, 8))', 'cast(' ~ factor ~ ' as decimal(38, 16))') }}
 {%- endmacro %}
 
 {# num / den as a decimal: the quotient is taken in double precision and snapped to 16
@@ -46,7 +77,7 @@
 {# Rate to the reporting currency: 1 for the reporting currency itself, else the month's
    fx rate (null when missing: the row is held back, see int_fx_held_back). #}
 {% macro fx_rate_for(currency_col, rate_col) -%}
-    case when {{ currency_col }} = '{{ var("reporting_currency") }}' then cast(1 as {{ input_decimal_type() }})
+    case when {{ currency_col }} = '{{ var("reporting_currency") }}' then cast(1 as {{ rate_type() }})
          else {{ rate_col }} end
 {%- endmacro %}
 

@@ -42,7 +42,7 @@ select
     end as not_applied_reason,
     invoice_fx_rate,
     case
-        when invoice_currency = currency then amount * invoice_fx_rate
+        when invoice_currency = currency then {{ to_reporting('amount', 'invoice_fx_rate') }}
     end as amount_reporting,
     source_file,
     source_line,

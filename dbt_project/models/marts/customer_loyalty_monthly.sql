@@ -6,7 +6,7 @@ select
     l.promoters_12m,
     l.detractors_12m,
     {{ publish_round('l.nps_12m', 1) }} as nps_12m,
-    {{ publish_round('l.csat_12m', 2) }} as csat_12m,
+    {{ publish_round('l.csat_12m', 4) }} as csat_12m,
     l.tenure_months,
     l.active_months_12m,
     {{ publish_round('l.loyalty_frequency', 4) }} as loyalty_frequency,

@@ -13,7 +13,7 @@ select
     r.aging_overdue_61_90,
     r.aging_overdue_90_plus,
     r.open_invoices,
-    {{ publish_round(safe_ratio('r.outstanding_end * 365', 's.revenue_12m'), 1) }} as dso
+    {{ publish_round(safe_ratio('r.outstanding_end * 365', 's.revenue_12m'), 4) }} as dso
 from {{ ref('int_receivables_windows') }} as r
 inner join {{ ref('int_customer_months') }} as m
     on r.customer_id = m.customer_id and r.month_idx = m.month_idx

@@ -12,7 +12,8 @@ select
     p.not_applied_reason,
     p.invoice_fx_rate,
     p.amount_reporting,
-    p.amount * {{ fx_rate_for('p.currency', 'fx.rate_to_reporting') }} as amount_reporting_at_payment_month,
+    {{ to_reporting('p.amount', fx_rate_for('p.currency', 'fx.rate_to_reporting')) }}
+        as amount_reporting_at_payment_month,
     p.source_file,
     p.source_line
 from {{ ref('int_payments_applied') }} as p

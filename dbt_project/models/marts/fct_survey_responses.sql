@@ -1,4 +1,5 @@
--- Survey responses without personal data: the respondent is a salted hash only.
+-- Survey responses without personal data (sources.md): not even the respondent's salted hash,
+-- which staging keeps for de-duplication only.
 select
     response_id,
     customer_id,
@@ -12,6 +13,5 @@ select
     after_sales_service,
     responsiveness,
     comment,
-    respondent_hash,
     updated_at_utc
 from {{ ref('stg_survey_responses') }}

@@ -7,7 +7,7 @@ typed as (
     select
         trim(currency) as currency,
         trim(month) as rate_month,
-        {{ cast_input_decimal("trim(rate_to_reporting)") }} as rate_to_reporting,
+        {{ cast_input_rate("trim(rate_to_reporting)") }} as rate_to_reporting,
         {{ load_metadata() }}
     from source
 ),

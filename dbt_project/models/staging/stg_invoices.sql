@@ -32,7 +32,7 @@ select
     i.currency,
     i.amount,
     {{ fx_rate_for('i.currency', 'fx.rate_to_reporting') }} as fx_rate,
-    i.amount * {{ fx_rate_for('i.currency', 'fx.rate_to_reporting') }} as amount_reporting,
+    {{ to_reporting('i.amount', fx_rate_for('i.currency', 'fx.rate_to_reporting')) }} as amount_reporting,
     i.updated_at_utc,
     i.source_file,
     i.source_line,

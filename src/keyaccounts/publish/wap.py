@@ -76,11 +76,20 @@ def table_columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
         "order by ordinal_position", [schema, table]).fetchall()]
 
 
+def _column_signature(conn, schema: str, table: str) -> list[tuple]:
+    """Names and full types: PostgreSQL's data_type says only `numeric`, so an upgrade that changes a
+    column's scale (fx_rate to 18 places, csat_12m to 4) must be seen in numeric_precision/scale."""
+    return [tuple(r) for r in conn.execute(
+        "select column_name, data_type, numeric_precision, numeric_scale, character_maximum_length "
+        "from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table]).fetchall()]
+
+
 def _replace_table(conn, table: str) -> None:
     """marts.<table> := marts_build.<table>, inside the caller's transaction."""
     target, source = f"{SCHEMA}.{quote_ident(table)}", f"{BUILD_SCHEMA}.{quote_ident(table)}"
     if getattr(conn, "dialect", "duckdb") == "postgres":
-        if table_columns(conn, SCHEMA, table) == table_columns(conn, BUILD_SCHEMA, table):
+        if _column_signature(conn, SCHEMA, table) == _column_signature(conn, BUILD_SCHEMA, table):
             conn.execute(f"delete from {target}")
             conn.execute(f"insert into {target} select * from {source}")
             return

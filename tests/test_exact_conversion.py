@@ -1,0 +1,338 @@
+"""metrics.md "Arithmetic": converted amounts are not rounded, V is exact at any realistic size,
+and only published columns are rounded (csat_12m and dso at 4 decimals, docs/decisions.md).
+
+- Rates with 16 decimals (what Python writes for 1/7.1) convert at their full precision: staging
+  keeps rates as decimal(38, 18) and every conversion (orders, invoices, payments at the
+  invoice's and at their own month's rate) goes through one macro, to_reporting.
+- Customers with about 10^15 of revenue build, and their value_score is V rounded once.
+- csat_12m and dso are published at 4 decimals.
+
+Every expected value is computed here, with Python's decimal module, from the rows below. The
+same inbox is built on PostgreSQL, which must give the same values.
+"""
+
+from __future__ import annotations
+
+import shutil
+from decimal import ROUND_HALF_UP, Decimal as D, localcontext
+
+import duckdb
+import psycopg2
+import pytest
+
+from conftest import pg_database, rows, run, write_inbox
+
+TS = "2024-06-05T08:00:00+08:00"
+THROUGH = "2024-06"
+BOOKKEEPING = {"_raw_watermark", "_stg_watermark", "_build_key"}
+
+# 16-decimal rates: repr(1 / 7.1) without its 17th digit, and two made-up ones
+USD_JAN = D("0.1408450704225352")
+USD_MAR = D("0.1377410468319559")
+EUR_FEB = D("7.8912345678901234")
+
+CONVERSION = {  # X1, X2: foreign currency at 16-decimal rates; C1: csat and dso with repeating decimals
+    "customers/part-0001.csv": f"""
+        customer_id,customer_name,industry,scope,region,account_manager,signed_on,updated_at
+        X1,Sixteen Decimals Ltd,retail,local,East,王敏,2022-01-01,{TS}
+        X2,Large Euro Ltd,retail,national,East,王敏,2022-01-01,{TS}
+        C1,Repeating Ratios Ltd,retail,local,East,王敏,2022-01-01,{TS}
+    """,
+    "orders/part-0001.csv": f"""
+        order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
+        O-X1,X1,,2024-01-10,completed,USD,1200000.00,1000000.39,600000.01,{TS}
+        O-X2,X2,,2024-02-10,completed,EUR,987654321098.76,987654321098.76,,{TS}
+        O-C1,C1,,2024-03-10,completed,CNY,300,300,,{TS}
+    """,
+    "invoices/part-0001.csv": f"""
+        invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
+        I-X1,X1,O-X1,2024-01-10,2024-02-09,USD,1000000.39,{TS}
+        I-C1,C1,O-C1,2024-05-01,2024-07-31,CNY,100,{TS}
+    """,
+    "payments/part-0001.csv": f"""
+        payment_id,invoice_id,customer_id,payment_date,currency,amount,method,updated_at
+        P-X1,I-X1,X1,2024-03-05,USD,1000000.39,bank_transfer,{TS}
+    """,
+    "survey_responses/part-0001.csv": f"""
+        response_id,customer_id,survey_id,submitted_at,nps_score,satisfaction,product_quality,delivery,after_sales_service,responsiveness,comment,respondent_name,respondent_phone,respondent_email,updated_at
+        S1,C1,W1,2024-04-01T10:00:00+08:00,,5,,,,,,,,,{TS}
+        S2,C1,W1,2024-04-02T10:00:00+08:00,,4,,,,,,,,,{TS}
+        S3,C1,W1,2024-04-03T10:00:00+08:00,,4,,,,,,,,,{TS}
+    """,
+    "fx_rates/part-0001.csv": f"""
+        currency,month,rate_to_reporting
+        USD,2024-01,{USD_JAN}
+        USD,2024-03,{USD_MAR}
+        EUR,2024-02,{EUR_FEB}
+    """,
+}
+
+BIG = {  # revenue of about 10^15 (CNY; one row holds at most 10^15): B1 no history, B2 growth clamped at 1.5 and e = 0.95, B3 unclamped
+    "customers/part-0002.csv": f"""
+        customer_id,customer_name,industry,scope,region,account_manager,signed_on,updated_at
+        B1,Big Global Ltd,retail,global,East,王敏,2022-01-01,{TS}
+        B2,Big National Ltd,retail,national,East,王敏,2022-01-01,{TS}
+        B3,Big Local Ltd,retail,local,East,王敏,2022-01-01,{TS}
+    """,
+    "orders/part-0002.csv": f"""
+        order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
+        O-B1-1,B1,,2024-01-20,completed,CNY,999999999999999.99,999999999999999.99,,{TS}
+        O-B1-2,B1,,2024-02-20,completed,CNY,234567890123456.79,234567890123456.79,,{TS}
+        O-B2-OLD,B2,,2023-01-20,completed,CNY,600000000000000.00,600000000000000.00,,{TS}
+        O-B2,B2,,2024-01-20,completed,CNY,987654321987654.33,987654321987654.33,,{TS}
+        O-B3-OLD,B3,,2023-01-20,completed,CNY,800000000000000,800000000000000,,{TS}
+        O-B3,B3,,2024-01-20,completed,CNY,1000000000000000,1000000000000000,,{TS}
+    """,
+    "invoices/part-0002.csv": f"""
+        invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
+        I-B2,B2,O-B2,2023-12-01,2024-01-31,CNY,1000000000000000.00,{TS}
+    """,
+    "payments/part-0002.csv": f"""
+        payment_id,invoice_id,customer_id,payment_date,currency,amount,method,updated_at
+        P-B2,I-B2,B2,2024-02-15,CNY,900000000000000.00,bank_transfer,{TS}
+    """,
+}
+
+
+def q(value: D, places: int) -> D:
+    """value rounded half away from zero to `places` decimals"""
+    with localcontext(prec=80):
+        return value.quantize(D(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def converted(amount: str, rate: D) -> D:
+    """metrics.md: the converted amount is not rounded; money is decimal(38, 16)"""
+    with localcontext(prec=80):  # exact: 38 + 18 digits at most
+        return q(D(amount) * rate, 16)
+
+
+def value_score(a: str, b: D, d: D, e: str) -> D:
+    with localcontext(prec=80):
+        return q(D(a) * (D("0.7") * b + D("0.3") * d) * D(e), 2)
+
+
+# ----------------------------------------------------------------------------- warehouses
+
+class Duck:
+    def __init__(self, path, inbox=None):
+        self.path, self.inbox = path, inbox
+
+    def rows(self, sql, params=None):
+        return rows(self.path, sql, params)
+
+
+class Pg:
+    def __init__(self, url):
+        self.url = url
+
+    def rows(self, sql, params=None):
+        conn = psycopg2.connect(self.url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.replace("?", "%s"), params)
+                names = [d.name for d in cur.description]
+                return [dict(zip(names, r)) for r in cur.fetchall()]
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def duck_conversion(tmp_path_factory):
+    root = tmp_path_factory.mktemp("conversion")
+    inbox = write_inbox(root / "inbox", CONVERSION)
+    run(inbox, root / "wh.duckdb", THROUGH)
+    return Duck(root / "wh.duckdb", inbox)
+
+
+@pytest.fixture(scope="module")
+def duck_big(tmp_path_factory):
+    root = tmp_path_factory.mktemp("big")
+    inbox = write_inbox(root / "inbox", BIG)
+    run(inbox, root / "wh.duckdb", THROUGH)
+    return Duck(root / "wh.duckdb")
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    """both inboxes together, on PostgreSQL"""
+    root = tmp_path_factory.mktemp("conversion_pg")
+    inbox = write_inbox(root / "inbox", {**CONVERSION, **BIG})
+    with pg_database("ka_conv") as url:
+        run(inbox, url, THROUGH, exports_dir=root / "exports")
+        yield Pg(url)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def conv(request):
+    return request.getfixturevalue("duck_conversion" if request.param == "duckdb" else "pg")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def big(request):
+    return request.getfixturevalue("duck_big" if request.param == "duckdb" else "pg")
+
+
+def one(wh, sql, params=None) -> dict:
+    result = wh.rows(sql, params)
+    assert len(result) == 1, result
+    return result[0]
+
+
+def monthly(wh, table, customer, month=THROUGH) -> dict:
+    return one(wh, f"select * from marts.{table} where customer_id = ? and eval_month = ?", [customer, month])
+
+
+# ----------------------------------------------------------------------------- 1. exact conversion
+
+def test_rates_are_staged_with_all_their_decimals(conv):
+    got = {(r["currency"], r["rate_month"]): D(r["rate_to_reporting"])
+           for r in conv.rows("select * from staging.stg_fx_rates")}
+    assert got == {("USD", "2024-01"): USD_JAN, ("USD", "2024-03"): USD_MAR, ("EUR", "2024-02"): EUR_FEB}
+
+
+def test_orders_convert_at_the_full_rate(conv):
+    o = one(conv, "select * from marts.fct_orders where order_id = 'O-X1'")
+    assert o["fx_rate"] == USD_JAN
+    # 1,000,000.39 x 0.1408450704225352 = 140,845.125352112664788728 -> 140,845.1253521126647887
+    # (the rate at 8 decimals, 0.14084507, gave 140,845.1249295773)
+    assert o["net_amount_reporting"] == converted("1000000.39", USD_JAN) == D("140845.1253521126647887")
+    assert o["list_amount_reporting"] == converted("1200000.00", USD_JAN)
+    assert o["cost_amount_reporting"] == converted("600000.01", USD_JAN)
+    # an amount near 10^12 at a 16-decimal rate: the product has 24 decimals and must not overflow
+    x2 = one(conv, "select * from marts.fct_orders where order_id = 'O-X2'")
+    assert x2["fx_rate"] == EUR_FEB
+    assert x2["net_amount_reporting"] == converted("987654321098.76", EUR_FEB)
+
+
+def test_revenue_and_value_score_use_the_unrounded_conversion(conv):
+    b = converted("1000000.39", USD_JAN)
+    s = monthly(conv, "customer_sales_monthly", "X1")
+    assert s["revenue_12m"] == b
+    v = monthly(conv, "customer_value_monthly", "X1")
+    # local (a = 1), no previous revenue (d = b), invoice fully paid (e = 1): V = b = 140,845.1253... -> .13
+    assert v["value_score"] == value_score("1.0", b, b, "1.00") == D("140845.13")
+    b2 = converted("987654321098.76", EUR_FEB)
+    assert monthly(conv, "customer_value_monthly", "X2")["value_score"] == value_score("1.1", b2, b2, "1.00")
+
+
+def test_invoices_and_payments_convert_at_the_full_rate(conv):
+    i = one(conv, "select * from marts.fct_invoices where invoice_id = 'I-X1'")
+    assert i["fx_rate"] == USD_JAN and i["amount_reporting"] == converted("1000000.39", USD_JAN)
+    p = one(conv, "select * from marts.fct_payments where payment_id = 'P-X1'")
+    assert p["invoice_fx_rate"] == USD_JAN
+    assert p["amount_reporting"] == converted("1000000.39", USD_JAN)  # at the invoice's rate
+    assert p["amount_reporting_at_payment_month"] == converted("1000000.39", USD_MAR)
+    r = monthly(conv, "customer_receivables_monthly", "X1")
+    assert r["billed_due_12m"] == r["collected_12m"] == converted("1000000.39", USD_JAN)
+    assert r["collection_rate_12m"] == D("1.0000")
+
+
+def test_postgres_stages_and_converts_like_duckdb(duck_conversion, duck_big, pg):
+    for table, key in (("staging.stg_orders", "order_id"), ("staging.stg_invoices", "invoice_id"),
+                       ("intermediate.int_payments_applied", "payment_id"), ("marts.fct_payments", "payment_id"),
+                       ("marts.customer_value_monthly", "customer_id, eval_month"),
+                       ("marts.customer_receivables_monthly", "customer_id, eval_month"),
+                       ("marts.customer_loyalty_monthly", "customer_id, eval_month")):
+        duck = [{k: v for k, v in r.items() if k not in BOOKKEEPING}
+                for wh in (duck_conversion, duck_big) for r in wh.rows(f"select * from {table} order by {key}")]
+        on_pg = [{k: v for k, v in r.items() if k not in BOOKKEEPING} for r in pg.rows(f"select * from {table}")]
+        if "eval_month" in key:  # the PostgreSQL build starts in 2023-01 for everyone (B2, B3)
+            months = {(r["customer_id"], r["eval_month"]) for r in duck}
+            on_pg = [r for r in on_pg if (r["customer_id"], r["eval_month"]) in months]
+
+        def norm(records):
+            return sorted((tuple((k, D(str(v)).normalize() if isinstance(v, (D, int, float)) and not isinstance(v, bool)
+                                  else None if v is None else str(v)) for k, v in sorted(r.items()))
+                           for r in records), key=repr)
+
+        assert norm(on_pg) == norm(duck), table
+
+
+def _tables(path) -> dict[str, tuple[list, list]]:
+    """every staging, intermediate and mart table: (columns with types, sorted rows), bookkeeping aside"""
+    out = {}
+    with duckdb.connect(str(path), read_only=True) as conn:
+        for schema, table in conn.execute(
+                "select table_schema, table_name from information_schema.tables where table_schema in "
+                "('staging', 'intermediate', 'marts') and table_name <> 'published_tiers'").fetchall():
+            cols = [(c, t) for c, t in conn.execute(
+                "select column_name, data_type from information_schema.columns where table_schema = ? "
+                "and table_name = ? order by ordinal_position", [schema, table]).fetchall() if c not in BOOKKEEPING]
+            data = conn.execute(f"select {', '.join(c for c, _ in cols)} from {schema}.{table} order by all").fetchall()
+            out[f"{schema}.{table}"] = (cols, data)
+    return out
+
+
+def test_a_warehouse_of_staging_version_1_is_restaged(duck_conversion, tmp_path):
+    """An existing warehouse, staged before rates kept their decimals (staging_version 1: fx_rate
+    decimal(38, 8), amounts converted at the rounded rate), is re-staged by the next run: the
+    incremental tables change the column's type and end equal to a fresh build."""
+    wh = tmp_path / "wh.duckdb"
+    shutil.copy(duck_conversion.path, wh)
+    with duckdb.connect(str(wh)) as conn:
+        for table, col in (("staging.stg_orders", "fx_rate"), ("staging.stg_invoices", "fx_rate"),
+                           ("intermediate.int_invoices_counted", "fx_rate"),
+                           ("intermediate.int_payments_applied", "invoice_fx_rate")):
+            conn.execute(f"alter table {table} alter column {col} set data type decimal(38, 8)")
+        conn.execute("update staging.stg_orders set net_amount_reporting = net_amount * fx_rate, "
+                     "list_amount_reporting = list_amount * fx_rate, cost_amount_reporting = cost_amount * fx_rate")
+        conn.execute("update staging.stg_invoices set amount_reporting = amount * fx_rate")
+        for table in ("staging.stg_orders", "staging.stg_invoices", "staging.stg_payments",
+                      "intermediate.int_orders_completed", "intermediate.int_invoices_counted",
+                      "intermediate.int_payments_applied", "intermediate.int_invoice_payment_steps",
+                      "intermediate.int_invoice_on_time", "intermediate.int_invoice_open_pieces"):
+            conn.execute(f"update {table} set _build_key = replace(_build_key, 'v2|', 'v1|')")
+    run(duck_conversion.inbox, wh, THROUGH)
+    assert rows(wh, "select distinct _build_key as k from staging.stg_orders")[0]["k"].startswith("v2|")
+    upgraded, fresh = _tables(wh), _tables(duck_conversion.path)
+    assert set(upgraded) == set(fresh)
+    for table, (cols, data) in fresh.items():
+        assert upgraded[table][0] == cols, table
+        assert upgraded[table][1] == data, table
+
+
+# ----------------------------------------------------------------------------- 2. V at 10^15
+
+def test_customer_without_history_at_ten_to_the_fifteen(big):
+    b = D("999999999999999.99") + D("234567890123456.79")
+    v = monthly(big, "customer_value_monthly", "B1")
+    assert v["b_current"] == v["d_potential"] == b
+    # global: V = 1.2 x (0.7 b + 0.3 b) = 1,481,481,468,148,148.136 -> .14
+    assert v["value_score"] == value_score("1.2", b, b, "1.00") == D("1481481468148148.14")
+
+
+def test_clamped_growth_and_low_collection_at_ten_to_the_fifteen(big):
+    b = D("987654321987654.33")
+    v = monthly(big, "customer_value_monthly", "B2")
+    # 1 + growth = b / 600,000,000,000,000 = 1.646... -> clamped at 1.5; collected 0.9 of billed -> e = 0.95
+    assert v["d_potential"] == D("1.5") * b
+    assert v["e_correction"] == D("0.95")
+    assert v["value_score"] == value_score("1.1", b, D("1.5") * b, "0.95")
+    r = monthly(big, "customer_receivables_monthly", "B2")
+    assert r["outstanding_end"] == D("100000000000000")
+    assert r["dso"] == q(D("100000000000000") / b * 365, 4)
+
+
+def test_unclamped_growth_at_ten_to_the_fifteen(big):
+    v = monthly(big, "customer_value_monthly", "B3")
+    # d = 10^15 x 10^15 / (8 x 10^14) = 1.25 x 10^15; V = 0.7 x 10^15 + 0.3 x 1.25 x 10^15
+    b, d = D("1000000000000000"), D("1250000000000000")
+    assert v["d_potential"] == d
+    assert v["value_score"] == value_score("1.0", b, d, "1.00") == D("1075000000000000.00")
+
+
+# ----------------------------------------------------------------------------- 3. csat and dso at 4 decimals
+
+def test_csat_published_at_four_decimals(conv):
+    loy = monthly(conv, "customer_loyalty_monthly", "C1")
+    # (5 + 4 + 4) / 3 = 4.3333...
+    assert loy["csat_12m"] == q(D(13) / D(3), 4) == D("4.3333")
+    assert loy["csat_12m"].as_tuple().exponent == -4
+
+
+def test_dso_published_at_four_decimals(conv):
+    r = monthly(conv, "customer_receivables_monthly", "C1")
+    # outstanding 100 (I-C1, not yet due) / revenue 300 x 365 = 121.6666...
+    assert r["outstanding_end"] == D("100")
+    assert r["dso"] == q(D(100) / D(300) * 365, 4) == D("121.6667")
+    assert r["dso"].as_tuple().exponent == -4
