@@ -50,6 +50,22 @@ def dec(value) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
+@pytest.fixture
+def conn(tmp_path):
+    """A DuckDB warehouse file of the test's own (ingest tests)."""
+    c = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def inbox(tmp_path) -> Path:
+    """An empty inbox folder of the test's own."""
+    path = tmp_path / "inbox"
+    path.mkdir()
+    return path
+
+
 @pytest.fixture(scope="session")
 def example_dir() -> Path:
     assert EXAMPLE_DIR.exists(), f"worked example not found at {EXAMPLE_DIR}"

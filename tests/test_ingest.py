@@ -88,20 +88,6 @@ def fetch(conn, sql: str, params: list | None = None) -> list[tuple]:
     return conn.execute(sql, params or []).fetchall()
 
 
-@pytest.fixture
-def conn(tmp_path):
-    c = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def inbox(tmp_path) -> Path:
-    path = tmp_path / "inbox"
-    path.mkdir()
-    return path
-
-
 # --------------------------------------------------------------------------- good rows
 
 

@@ -14,6 +14,7 @@ import io
 import json
 from collections import Counter
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -160,13 +161,24 @@ def _nested_json(value) -> str:
     return str(value) if isinstance(value, _Number) else json.dumps(value, ensure_ascii=False)
 
 
+def _plain_number(text: str) -> str:
+    """`1E+2` -> `100`, `1.50e-05` -> `0.0000150`: the same value, exactly (decimal arithmetic), without
+    an exponent; a number already plain, and NaN or Infinity, stay as written."""
+    if "e" not in text.lower() or not text.lstrip("-")[:1].isdigit():
+        return text
+    return format(Decimal(text), "f")
+
+
 def _json_value_text(value) -> str | None:
-    """A JSON value as the text a CSV cell would hold: strings and numbers as written, true and
-    false as words, null as missing, an array or object as its JSON text."""
+    """A JSON value as the text a CSV cell would hold: strings as written, numbers exactly in plain
+    notation (JSON writers put 1e-05 or 1E+2 for numbers a CSV cell holds as 0.00001 and 100), true
+    and false as words, null as missing, an array or object as its JSON text."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, _Number):
+        return _plain_number(value)
     if isinstance(value, str):
         return str(value)
     return _nested_json(value)
