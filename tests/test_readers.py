@@ -13,7 +13,6 @@ import gzip
 import io
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -342,3 +341,40 @@ def test_new_file_reasons_are_in_the_contract_and_documented():
     docs = (Path(__file__).resolve().parents[1] / "docs" / "ingest.md").read_text(encoding="utf-8")
     for code in ("duplicate_columns", "unsupported_format"):
         assert code in FILE_REASONS and f"`{code}`" in docs
+
+
+# --------------------------------------------------------------------------- review follow-ups
+
+
+def test_an_unsupported_file_renamed_to_csv_is_taken(conn, inbox):
+    """An `orders.txt` is quarantined (unsupported_format); the same bytes renamed `orders.csv` are a
+    new delivery, not "already taken"."""
+    text = ",".join(ORDER_HEADER) + f"\nO1,K1,2024-03-01,open,10,9,{TS}\n"
+    write(inbox, "orders/orders.txt", text)
+    ingest_inbox(conn, inbox, "run-1", reject_threshold=1.0)
+    assert fetch(conn, "select file_name, reason from quarantine.files") == [("orders/orders.txt", "unsupported_format")]
+    ingest_inbox(conn, inbox, "run-2", reject_threshold=1.0)  # the same unsupported file is seen once
+    assert fetch(conn, "select count(*) from quarantine.files") == [(1,)]
+    (inbox / "orders" / "orders.txt").rename(inbox / "orders" / "orders.csv")
+    ingest_inbox(conn, inbox, "run-3", reject_threshold=1.0)
+    assert fetch(conn, "select order_id, _file from raw.orders") == [("O1", "orders/orders.csv")]
+
+
+def test_an_unclosed_quote_after_another_quoting_fault_is_still_refused():
+    """`"a"b` sends the file to the lenient reading; a quote never closed later in it must not then
+    swallow the following lines."""
+    bad = unreadable(read_csv_bytes, b'a,b\n1,"a"b\n2,"unclosed\n3,x\n4,y\n')
+    assert bad.reason == "unreadable" and "never closed" in bad.detail
+
+
+def test_damaged_utf8_with_accented_latin_is_refused_not_read_as_gbk():
+    """UTF-8 names with accents and one stray Latin-1 byte (0xFC for ü): damaged UTF-8, not GBK
+    (read as GB18030 `Müller` would become `M眉ller`)."""
+    good = customer_csv([customer("K1", "José Martínez"), customer("K2", "Zoë Ångström")]).encode("utf-8")
+    damaged = good + b"K3,M\xfcller,technology\n"
+    assert unreadable(read_csv_bytes, damaged).reason == "undecodable"
+
+
+def test_a_json_number_with_a_huge_exponent_stays_as_written():
+    content = read_jsonl_bytes(b'{"order_id": "O1", "net_amount": 1e999999999, "list_amount": 2.5E+3}\n')
+    assert content.rows == [["O1", "1e999999999", "2500"]]

@@ -247,12 +247,18 @@ MONTH_OF_ROW = {"customers": "signed_on", "orders": "order_date", "invoices": "i
 def _rows_per_feed_and_month(conn) -> dict:
     """Rows loaded into raw (every version) and quarantined, per feed and month of the row's own
     date as written (`?` when it is not a date), latest 12 months first."""
+    from keyaccounts.ingest.held_back import HELD_BACK_RUN_ID
+
     counts: dict[tuple[str, str], list[int]] = {}
     for feed, column in MONTH_OF_ROW.items():
-        month = (f"case when regexp_full_match(substr(trim({column}), 1, 7), '[0-9]{{4}}-[0-9]{{2}}') "
+        # plain SQL, the same on DuckDB and PostgreSQL
+        month = (f"case when substr(trim({column}), 1, 7) like '____-__' "
                  f"then substr(trim({column}), 1, 7) else '?' end")
-        for i, table in enumerate((f"raw.{feed}", f"quarantine.{feed}")):
-            for m, n in conn.execute(f"select {month}, count(*) from {table} group by 1").fetchall():
+        # rows held back by the build are loaded rows (in raw), listed in quarantine as well
+        for i, (table, where) in enumerate(((f"raw.{feed}", "true"),
+                                            (f"quarantine.{feed}", f"_run_id <> '{HELD_BACK_RUN_ID}'"))):
+            for m, n in conn.execute(f"select {month}, count(*) from {table} where {where} "
+                                     "group by 1").fetchall():
                 counts.setdefault((feed, m), [0, 0])[i] += n
     feeds = [f for f in MONTH_OF_ROW if any(k[0] == f for k in counts)]
     months = sorted({m for _, m in counts}, reverse=True)[:12]

@@ -18,7 +18,8 @@ with payments as (
         i.currency as invoice_currency,
         i.fx_rate as invoice_fx_rate,
         p.source_file,
-        p.source_line
+        p.source_line,
+        p.source_file_seq
     from {{ ref('stg_payments') }} as p
     left join {{ ref('stg_invoices') }} as i
         on p.invoice_id = i.invoice_id
@@ -46,5 +47,6 @@ select
     end as amount_reporting,
     source_file,
     source_line,
+    source_file_seq,
     {{ intermediate_columns([ref('stg_payments'), ref('stg_invoices')]) }}
 from payments

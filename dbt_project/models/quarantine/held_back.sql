@@ -10,7 +10,8 @@ select
     {{ month_label('order_month') }} as row_month,
     'missing_fx_rate' as reason,
     source_file,
-    source_line
+    source_line,
+    source_file_seq
 from {{ ref('stg_orders') }}
 where fx_rate is null
 
@@ -24,7 +25,8 @@ select
     {{ month_label("cast(date_trunc('month', invoice_date) as date)") }} as row_month,
     'missing_fx_rate' as reason,
     source_file,
-    source_line
+    source_line,
+    source_file_seq
 from {{ ref('stg_invoices') }}
 where fx_rate is null
 
@@ -38,7 +40,8 @@ select
     {{ month_label("cast(date_trunc('month', payment_date) as date)") }} as row_month,
     not_applied_reason as reason,
     source_file,
-    source_line
+    source_line,
+    source_file_seq
 from {{ ref('int_payments_applied') }}
 where not_applied_reason = 'currency_mismatch'
 
@@ -53,6 +56,7 @@ select
     {{ month_label("cast(date_trunc('month', opened_on) as date)") }} as row_month,
     'closed_before_opened' as reason,
     source_file,
-    source_line
+    source_line,
+    source_file_seq
 from {{ ref('stg_interactions') }}
 where closed_before_opened

@@ -33,5 +33,6 @@ select
     coalesce(closed_at_utc < opened_at_utc, false) as closed_before_opened,
     updated_at_utc,
     source_file,
-    source_line
+    source_line,
+    _file_seq as source_file_seq
 from typed

@@ -36,6 +36,7 @@ select
     i.updated_at_utc,
     i.source_file,
     i.source_line,
+    i._file_seq as source_file_seq,
     {{ restage_columns(source('raw', 'invoices')) }}
 from typed as i
 {{ join_month_rate('i', 'invoice_date') }}

@@ -43,6 +43,7 @@ select
     o.updated_at_utc,
     o.source_file,
     o.source_line,
+    o._file_seq as source_file_seq,
     {{ restage_columns(source('raw', 'orders')) }}
 from typed as o
 {{ join_month_rate('o', 'order_date') }}

@@ -34,5 +34,6 @@ select
     updated_at_utc,
     source_file,
     source_line,
+    _file_seq as source_file_seq,
     {{ restage_columns(source('raw', 'payments')) }}
 from typed

@@ -16,8 +16,6 @@ from keyaccounts.ingest.contract import FEEDS
 from keyaccounts.warehouse import quote_ident
 
 HELD_BACK_RUN_ID = "held_back"
-# feeds quarantine.held_back can name (the `feed` column of the dbt model)
-HELD_BACK_FEEDS = ("orders", "invoices", "payments", "interactions")
 
 
 def record_held_back(conn) -> int:
@@ -28,11 +26,15 @@ def record_held_back(conn) -> int:
         "and table_name = 'held_back'").fetchone()[0]
     if not exists:
         return 0
+    # the feeds come from the model, so a new kind of hold in held_back.sql is listed too
+    feeds = [f for (f,) in conn.execute("select distinct feed from quarantine.held_back").fetchall() if f in FEEDS]
     total = 0
     conn.execute("begin transaction")  # readers see the old list or the new one, never neither
     try:
-        for name in HELD_BACK_FEEDS:
-            total += _replace_feed(conn, name)
+        for name in FEEDS:
+            conn.execute(f"delete from quarantine.{name} where _run_id = ?", [HELD_BACK_RUN_ID])
+        for name in feeds:
+            total += _copy_feed(conn, name)
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
@@ -40,21 +42,14 @@ def record_held_back(conn) -> int:
     return total
 
 
-def _replace_feed(conn, name: str) -> int:
-    feed = FEEDS[name]
-    (key,) = feed.key
-    cols = ", ".join(f"r.{quote_ident(c)}" for c in feed.column_names)
-    conn.execute(f"delete from quarantine.{name} where _run_id = ?", [HELD_BACK_RUN_ID])
-    # held_back names the staged winner by its file and line; a file name taken twice (a changed
-    # file re-delivered under the same name) has two raw rows there: the later one won
+def _copy_feed(conn, name: str) -> int:
+    cols = ", ".join(f"r.{quote_ident(c)}" for c in FEEDS[name].column_names)
+    # (source_file_seq, source_line) is the raw row's (_file_seq, _line): unique in raw
     conn.execute(
         f"insert into quarantine.{name} "
         f"select {cols}, r._file, r._line, r._file_seq, ?, r._loaded_at, h.reason "
         f"from raw.{name} as r inner join quarantine.held_back as h "
-        f"on h.feed = ? and h.record_id = trim(r.{quote_ident(key)}) "
-        "and h.source_file = r._file and h.source_line = r._line "
-        f"where r._file_seq = (select max(r2._file_seq) from raw.{name} as r2 "
-        "where r2._file = r._file and r2._line = r._line)",
+        "on h.feed = ? and h.source_file_seq = r._file_seq and h.source_line = r._line",
         [HELD_BACK_RUN_ID, name])
     return conn.execute(f"select count(*) from quarantine.{name} where _run_id = ?",
                         [HELD_BACK_RUN_ID]).fetchone()[0]

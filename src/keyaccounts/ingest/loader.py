@@ -462,6 +462,9 @@ def _ingest(stage, conn, inbox: Path, run_id: str, reject_threshold: float, sql_
                 sha = _sha256(path)
             except PermissionError:
                 raise InputError(f"inbox file {path} is not readable") from None
+            if not readers.is_supported(path):
+                # recorded under its name too: the same bytes renamed to a format we read are taken then
+                sha = hashlib.sha256(f"unsupported_format:{rel_name}:{sha}".encode()).hexdigest()
             if sha in taken:
                 stats.files_skipped += 1  # the same content under any name is taken once
                 continue

@@ -75,13 +75,16 @@ def _decode(data: bytes) -> tuple[str, str]:
     except UnicodeDecodeError:
         pass
     # Mostly valid UTF-8 with a few bad sequences is a damaged (or mixed) UTF-8 file: read as
-    # GB18030 it would decode "successfully" into garbage, so refuse it instead. Only 3-byte
-    # characters (U+0800 and up: Chinese in UTF-8) count as evidence of UTF-8: GBK byte pairs
-    # often form valid 2-byte UTF-8 characters (小米 -> 'С' + ...), which would refuse short GBK files.
+    # GB18030 it would decode "successfully" into garbage, so refuse it instead. 3-byte characters
+    # (U+0800 and up: Chinese in UTF-8) are evidence of UTF-8; GBK byte pairs often form valid 2-byte
+    # UTF-8 characters (小米 -> 'С' + ...), so those alone would refuse short GBK files.
     lenient = data.decode("utf-8", errors="replace")
     bad = lenient.count("\ufffd")
-    good = sum(1 for ch in lenient if ord(ch) >= 0x800 and ch != "\ufffd")
-    if good > bad:
+    good3 = sum(1 for ch in lenient if ord(ch) >= 0x800 and ch != "\ufffd")
+    # 2-byte characters (accented Latin, Cyrillic) count only when they clearly outnumber the faults:
+    # GBK text forms some by accident, but far fewer than the invalid sequences it also forms
+    good2 = sum(1 for ch in lenient if 0x80 <= ord(ch) < 0x800)
+    if good3 > bad or (good2 >= 3 and good2 >= 3 * bad):
         raise UnreadableFile("undecodable", f"UTF-8 text with {bad} invalid byte sequence(s): damaged or mixed encodings")
     try:
         return data.decode("gb18030"), "gb18030"
@@ -105,11 +108,16 @@ def read_csv_bytes(data: bytes) -> FileContent:
     try:
         return _csv_content(text, encoding, strict=True)
     except csv.Error as exc:
-        if str(exc) != UNCLOSED_QUOTE:
-            return _csv_content(text, encoding, strict=False)
-        start = getattr(exc, "record_start", 1)
-        raise UnreadableFile("unreadable", f"CSV syntax error in the record starting on line {start}: "
-                                           f"{exc} (a quote that is never closed)") from None
+        if str(exc) == UNCLOSED_QUOTE:
+            start = getattr(exc, "record_start", 1)
+            raise UnreadableFile("unreadable", f"CSV syntax error in the record starting on line {start}: "
+                                               f"{exc} (a quote that is never closed)") from None
+    # the lenient reading would not notice a quote never closed after the first fault: an odd number
+    # of quote characters means one is open at the end
+    if text.count('"') % 2:
+        raise UnreadableFile("unreadable", "CSV quoting is broken: a quote that is never closed, after "
+                                           "text following a closing quote (\"a\"b)")
+    return _csv_content(text, encoding, strict=False)
 
 
 def _csv_content(text: str, encoding: str, strict: bool) -> FileContent:
@@ -166,7 +174,10 @@ def _plain_number(text: str) -> str:
     an exponent; a number already plain, and NaN or Infinity, stay as written."""
     if "e" not in text.lower() or not text.lstrip("-")[:1].isdigit():
         return text
-    return format(Decimal(text), "f")
+    value = Decimal(text)
+    if abs(value.adjusted()) > 40:  # no amount has that many digits: left as written (bad_number)
+        return text
+    return format(value, "f")
 
 
 def _json_value_text(value) -> str | None:
@@ -265,9 +276,14 @@ def scan_parquet_sql(content: FileContent, wanted: tuple[str, ...]) -> tuple[str
             f"from read_parquet(?, file_row_number = true)", [str(content.parquet)])
 
 
+def is_supported(path: Path) -> bool:
+    """A format we read, by its name in any case; any other file is `unsupported_format`."""
+    return path.name.lower().endswith(SUPPORTED_SUFFIXES)
+
+
 def read_file(path: Path) -> FileContent:
     name = path.name.lower()
-    if not name.endswith(SUPPORTED_SUFFIXES):
+    if not is_supported(path):
         raise UnreadableFile("unsupported_format", f"not a CSV, CSV.gz, Parquet, JSONL or JSON file: {path.name}")
     if name.endswith(".parquet"):
         return open_parquet(path)
