@@ -16,7 +16,8 @@ import pytest
 
 from conftest import rows, run, write_inbox
 
-BOOKKEEPING = ("_raw_watermark", "_stg_watermark", "_build_key")
+# source_file_seq: the delivery number of a row's file, which depends on how files were grouped into runs
+BOOKKEEPING = ("_raw_watermark", "_stg_watermark", "_build_key", "source_file_seq")
 STAGING = ("stg_orders", "stg_invoices", "stg_payments")
 INTERMEDIATE = ("int_orders_completed", "int_invoices_counted", "int_payments_applied", "int_invoice_payment_steps",
                 "int_invoice_on_time", "int_invoice_open_pieces")
