@@ -24,8 +24,6 @@ import pyarrow.parquet as pq
 PARTIAL_SUFFIXES = (".tmp", ".part")
 # matched on the lower-cased name (`ORDERS.CSV` is a CSV); any other file is `unsupported_format`
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl", ".json")
-# Chinese Excel exports are GB18030/GBK; UTF-8 (with or without BOM) is tried first.
-ENCODINGS = ("utf-8-sig", "gb18030")
 # the default (131072 characters) makes a file with one long survey comment unreadable
 csv.field_size_limit(2**31 - 1)
 
