@@ -337,3 +337,28 @@ def test_dso_published_at_four_decimals(conv):
     assert r["outstanding_end"] == D("100")
     assert r["dso"] == q(D(100) / D(300) * 365, 4) == D("121.6667")
     assert r["dso"].as_tuple().exponent == -4
+
+
+def test_ingest_checks_decimals_at_the_scale_staging_keeps():
+    """The scale ingest checks a decimal column at (contract.Column.scale) is the scale of the
+    type its staging model casts it to (numbers.sql), so a value ingest accepts is never
+    rounded by staging. The two live in Python and in SQL; this ties them per column."""
+    import re
+    from pathlib import Path
+
+    from keyaccounts.ingest.contract import FEEDS
+
+    root = Path(__file__).resolve().parents[1] / "dbt_project"
+    macros = (root / "macros" / "numbers.sql").read_text(encoding="utf-8")
+    type_scale = {name: int(re.search(rf"macro {name}\(\) -%\}}\s*decimal\(38, (\d+)\)", macros).group(1))
+                  for name in ("input_decimal_type", "rate_type")}
+    cast_type = {"cast_input_decimal": "input_decimal_type", "cast_input_rate": "rate_type"}
+    checked = 0
+    for feed in FEEDS.values():
+        for column in (c for c in feed.columns if c.kind == "decimal"):
+            model = (root / "models" / "staging" / f"stg_{feed.name}.sql").read_text(encoding="utf-8")
+            casts = re.findall(rf"(cast_input_\w+)\(\"[^\"]*\b{column.name}\b[^\"]*\"\)", model)
+            assert len(casts) == 1, (feed.name, column.name, casts)
+            assert column.scale == type_scale[cast_type[casts[0]]], (feed.name, column.name)
+            checked += 1
+    assert checked == 6  # orders x3, invoices, payments, fx_rates

@@ -45,6 +45,7 @@ class Column:
     missing_reason: str | None = None
     # decimal places a decimal keeps (staging's type: amounts decimal(38, 8); fx rates 18, so that a
     # rate such as 1/7.1 written in full converts amounts exactly, metrics.md "Arithmetic")
+    # must equal the scale of the type staging casts the column to (numbers.sql); a test ties them
     scale: int = 8
     # a required column a file may lack altogether: its rows are then quarantined one by one
     # (with missing_reason) instead of the file as a whole
