@@ -4,7 +4,8 @@
 Runs when any feed's asset is updated by `ingest`. The dbt project is rendered by
 astronomer-cosmos from its manifest (one `dbt build` task per model, its tests included),
 built into `marts_build` through the month that ended before the run (or the latest
-published month, if later), then the Great Expectations suites check it. Publishing is
+published month, if later); the rows the build held back (a missing rate, ...) are listed in
+`quarantine.<feed>`, then the Great Expectations suites check the build. Publishing is
 `monthly_tiers`' job. DuckDB writers share a pool of one slot.
 """
 
@@ -21,7 +22,7 @@ from keyaccounts import orchestration as ka
 )
 def transform():
     run_settings = ka.settings_task()
-    run_settings >> ka.dbt_task_group() >> ka.checks_task(run_settings)
+    run_settings >> ka.dbt_task_group() >> ka.held_back_task(run_settings) >> ka.checks_task(run_settings)
 
 
 transform()

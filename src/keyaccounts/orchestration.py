@@ -200,6 +200,13 @@ def ingest(settings: dict, run_id: str) -> dict:
     return {feed: vars(stats) for feed, stats in result.feeds.items()}
 
 
+def held_back(settings: dict) -> int:
+    """List the rows the build held back in their feeds' quarantine tables."""
+    from keyaccounts.pipeline import held_back_task
+
+    return _run_task(held_back_task, config_from_settings(settings))
+
+
 def checks(settings: dict) -> dict:
     """Great Expectations on the built month; a failed blocking check fails without retry."""
     from keyaccounts.pipeline import check_task
@@ -279,6 +286,16 @@ def ingest_task(run_settings):
         return ingest(s, get_current_context()["run_id"])
 
     return load_inbox(run_settings)
+
+
+def held_back_task(run_settings):
+    from airflow.sdk import task
+
+    @task(task_id="list_held_back", pool=DUCKDB_POOL)
+    def list_held_back(s: dict) -> int:
+        return held_back(s)
+
+    return list_held_back(run_settings)
 
 
 def checks_task(run_settings):
