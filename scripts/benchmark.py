@@ -12,7 +12,8 @@ One run
    - the pipeline: `keyaccounts run --through <latest month>` in a child process, timed per
      stage (ingest, dbt build, checks, publish: swap, exports, report, BI copy) with its peak RSS;
 3. delivers a daily increment (about 1% new and changed rows of every feed, in new files) and runs
-   the pipeline again (and the floor, to check the pipeline's result after the increment);
+   the pipeline again (and the floor, to check the pipeline's result after the increment), then
+   once more with nothing new (a daily run on a quiet day: it should cost its ingest only);
 4. checks that the three tier tables agree (customer, value_score to the cent, rank, raw tier,
    tier, previous tier, change) and exits non-zero, printing the first differing rows, when not;
 5. prints a table of the figures with the targets of issue 8, and writes them to --json.
@@ -1548,6 +1549,15 @@ def benchmark(scale: str, fmt: str, workdir: Path, rss_limit_mb: float, log=prin
                              "pipeline": _table_rows(warehouse, through, from_warehouse=True)})
             figures["tables_agree_after_increment"] = not after
             problems += [p.replace("  floor vs pipeline", "  after the increment: floor vs pipeline") for p in after]
+        if inc.returncode == 0:
+            # the same run once more, with no new file: it should cost its ingest only (up_to_date)
+            again = child("pipeline-rerun", _self("_pipeline", str(results / "rerun-timings.json"), *run_args),
+                          env=code_env, cwd=code_dir)
+            again_timings = (json.loads((results / "rerun-timings.json").read_text())
+                             if again.returncode == 0 else {})
+            figures.update(rerun_nothing_new_s=round(again.seconds, 2),
+                           rerun_nothing_new_peak_rss_mb=round(again.peak_rss_mb),
+                           rerun_nothing_new_stages=_stages(again_timings, again.seconds))
     figures["ratios"] = ratios(figures)
     figures["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     return figures, problems
@@ -1616,6 +1626,7 @@ def report(f: dict) -> str:
         if f.get("incremental_stages"):
             row("  " + k, f["incremental_stages"].get(k), f.get("incremental_stage_peak_rss_mb", {}).get(k))
     row("floor after the increment", f.get("floor_after_increment_s"))
+    row("pipeline again, nothing new", f.get("rerun_nothing_new_s"), f.get("rerun_nothing_new_peak_rss_mb"))
     agree = f.get("tables_agree")
     compared = f.get("tables_compared") or ("floor", "pandas", "pipeline")
     lines += ["", f"tier tables (latest month: {', '.join(COMPARE_COLUMNS)}): "

@@ -109,3 +109,7 @@ def test_benchmark_at_scale_s_end_to_end(tmp_path):
     assert all(figures[k] > 0 for k in ("pipeline_s", "floor_duckdb_s", "pandas_s", "incremental_s", "peak_rss_mb"))
     assert figures["tier_rows"]["pipeline"] == figures["tier_rows"]["floor"] == figures["tier_rows"]["pandas"] > 0
     assert "floor = pandas = pipeline" in proc.stdout
+    # a third run with no new file ingests and stops: no dbt build, no checks, no publish
+    rerun = figures["rerun_nothing_new_stages"]
+    assert figures["rerun_nothing_new_s"] > 0 and rerun["ingest"] > 0
+    assert rerun["dbt_build"] == rerun["checks"] == rerun["publish"] == 0

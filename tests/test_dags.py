@@ -203,8 +203,11 @@ def test_failed_build_publishes_nothing(airflow, example_runs):
     """A month whose dbt build fails leaves the last publish in place and fails the run."""
     wh, _ = example_runs
     before = rows(wh, "select * from audit.publish_log order by all")
+    # an unknown time zone fails the first staging models (restaged: the zone is in their build
+    # key), so the run stops early instead of after half the project
     proc = dags_test(airflow, "monthly_tiers", "2024-08-01T00:00:00+08:00",
-                     {"warehouse": str(wh), "dbt_vars": {"value_basis": "bogus"}})
+                     {"warehouse": str(wh), "dbt_vars": {"business_time_zone": "No/Such_Zone"}})
     assert proc.returncode != 0
+    assert "Unknown TimeZone" in proc.stdout + proc.stderr
     assert rows(wh, "select * from audit.publish_log order by all") == before
     assert not (wh.parent / "exports" / "tiers_2024-07.csv").exists()

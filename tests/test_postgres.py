@@ -144,6 +144,7 @@ def test_second_run_changes_nothing(both, pg_url, example_dir):
                        "--exports", str(both[2]))
     assert proc.returncode == 0, proc.stderr
     assert "already published (version 1)" in proc.stdout
+    assert "nothing rebuilt" in proc.stdout  # nothing new: no build, no checks, no publish
     assert pg_rows(pg_url, "select * from marts.published_tiers") == before
 
 

@@ -58,7 +58,8 @@ def test_identical_rerun_adds_no_row_to_published_tiers(example_wh):
     inbox, wh = example_wh
     count = one(wh, "select count(*) as n from marts.published_tiers")["n"]
     assert count == 6  # six customers in 2024-05
-    run(inbox, wh, "2024-05")
+    # rebuilt and published again (a full refresh never takes the up-to-date shortcut of a plain rerun)
+    run(inbox, wh, "2024-05", full_refresh=True)
     assert one(wh, "select count(*) as n from marts.published_tiers")["n"] == count
     assert [r["action"] for r in rows(wh, "select action from audit.publish_log order by published_at")] == \
         ["published", "unchanged"]

@@ -114,7 +114,10 @@ def cmd_run(args) -> int:
     result = run_pipeline(cfg)
     _print_ingest(result.ingest)
     pub = cfg.last_publish
-    if pub.action == "unchanged":
+    if result.up_to_date_with is not None:
+        print(f"{cfg.through} was already published (version {pub.version}) by run {result.up_to_date_with.run_id}, "
+              f"and nothing changed since (no new input, same settings and code): nothing rebuilt")
+    elif pub.action == "unchanged":
         note = f"{cfg.through} was already published (version {pub.version}); the record is unchanged"
         if pub.differs_from_record:
             note += (f"; {pub.differs_from_record} customers differ in the rebuilt marts: to publish them, "

@@ -17,7 +17,7 @@ from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.ingest.sql_source import SqlSource
 from keyaccounts.publish.exports import export_month
 from keyaccounts.publish.managers import export_managers
-from keyaccounts.publish import wap
+from keyaccounts.publish import up_to_date, wap
 from keyaccounts.publish.bi_copy import stage_bi_copy
 from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.publish.report import build_report
@@ -63,6 +63,8 @@ class RunResult:
     ingest: IngestResult | None = None
     checks: object = None
     exports: list[Path] = field(default_factory=list)
+    # set when nothing changed since that completed run: no build, no checks, no publish
+    up_to_date_with: up_to_date.LastRun | None = None
 
 
 def ingest_task(cfg: RunConfig, run_id: str) -> IngestResult:
@@ -120,6 +122,7 @@ def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
     with connection(cfg.warehouse) as conn:
         def write_files(result: wap.PublishResult) -> None:
             checkpoint("publish")
+            up_to_date.clear(conn)  # until run_pipeline records this run as complete
             paths.extend(export_month(conn, cfg.through, cfg.exports_dir, pending))
             paths.append(export_managers(conn, cfg.through, cfg.exports_dir, pending))
             paths.append(build_report(conn, cfg.through, cfg.exports_dir, pending))
@@ -154,8 +157,21 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         pass
     with run_lock(cfg.warehouse):
         result.ingest = ingest_task(cfg, run_id)
+        dbt_vars = dbt_vars_for(cfg)
+        with connection(cfg.warehouse) as conn:
+            fingerprint = up_to_date.fingerprint(conn, dbt_vars, cfg.through, cfg.exports_dir)
+            if not (cfg.full_refresh or cfg.restate):
+                bi_copy = None if cfg.on_postgres else Path(cfg.warehouse).parent / "published"
+                result.up_to_date_with = up_to_date.unchanged_since(conn, fingerprint, cfg.through, bi_copy)
+        if result.up_to_date_with is not None:
+            last = result.up_to_date_with
+            cfg.last_publish = wap.PublishResult(cfg.through, "up_to_date", last.version)
+            result.exports = last.exports
+            return result
         transform_task(cfg)
         held_back_task(cfg)
         result.checks = check_task(cfg)
         result.exports = publish_task(cfg, run_id)
+        with connection(cfg.warehouse) as conn:
+            up_to_date.record(conn, cfg.through, run_id, fingerprint)
     return result
