@@ -35,7 +35,8 @@ capped as (
         c.pay_idx,
         c.paid,
         c.cum_paid,
-        least(i.amount_reporting, c.cum_paid) as capped_cum
+        least(i.amount_reporting, c.cum_paid) as capped_cum,
+        i.amount_reporting
     from cumulative as c
     inner join {{ ref('int_invoices_counted') }} as i
         on c.invoice_id = i.invoice_id
@@ -50,6 +51,8 @@ select
     paid,
     cum_paid,
     capped_cum,
-    capped_cum - coalesce(lag(capped_cum) over (partition by invoice_id order by pay_idx), 0) as collected_delta,
+    -- what the month added: the previous step's cum_paid is cum_paid - paid (a running sum), so no second
+    -- window over these wide rows is needed (one ran out of memory at L within 5 GB)
+    capped_cum - least(amount_reporting, cum_paid - paid) as collected_delta,
     {{ intermediate_columns([ref('stg_invoices'), ref('stg_payments')]) }}
 from capped
