@@ -157,6 +157,31 @@ def test_run_on_a_locked_warehouse_exits_4(tmp_path, example_inbox):
     assert "raw" not in schemas and "audit" not in schemas
 
 
+def test_readers_and_a_run_never_overlap_on_a_duckdb_warehouse(tmp_path, example_inbox):
+    """A run reconnects to the DuckDB file between its steps; `status` or `export` opening it in
+    such a gap made the run's next step fail. While a run holds its lock (an exclusive flock on
+    `<warehouse>.run.lock`, taken here as the run takes it) the readers exit 4 at once; while a
+    reader holds it (shared), a run exits 4 at once and takes nothing."""
+    import fcntl
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    with open(str(warehouse) + ".run.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run is on
+        for args in (["status"], ["export", "--month", "2024-06", "--out", tmp_path / "out"]):
+            line = assert_one_line_error(keyaccounts(*args, "--warehouse", warehouse, cwd=tmp_path), 4)
+            assert "being written by a keyaccounts run" in line
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a reader is on
+        proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", warehouse, "--through", "2024-06",
+                           cwd=tmp_path)
+        assert "in use by another keyaccounts run or command" in assert_one_line_error(proc, 4)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*) from information_schema.schemata "
+                            "where schema_name in ('raw', 'audit')").fetchone()[0] == 0
+    assert not (tmp_path / "out").exists()
+
+
 def test_status_after_a_run_that_failed_on_its_inbox_is_not_an_internal_error(tmp_path):
     """operations.md: any failure exits with a one-line reason for a user error, never an
     internal error: `status` after a `run` that stopped on a missing inbox."""

@@ -192,7 +192,7 @@ def cmd_status(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from keyaccounts.warehouse import connection
+    from keyaccounts.warehouse import connection, reader_lock
 
     console = Console()
 
@@ -204,7 +204,7 @@ def cmd_status(args) -> int:
             table.add_row(*("" if v is None else str(v) for v in r))
         console.print(table)
 
-    with connection(args.warehouse, read_only=True) as conn:
+    with reader_lock(args.warehouse), connection(args.warehouse, read_only=True) as conn:
         if not _has_table(conn, "audit", "ingest_runs"):
             raise InputError(f"{args.warehouse} holds no keyaccounts run yet; run `keyaccounts run` first")
         show("ingest runs (latest 10), per feed",
@@ -281,10 +281,10 @@ def cmd_export(args) -> int:
     from keyaccounts.publish.exports import export_month
     from keyaccounts.publish.managers import export_managers
     from keyaccounts.publish.report import build_report
-    from keyaccounts.warehouse import connection
+    from keyaccounts.warehouse import connection, reader_lock
 
     month = parse_month(args.month, "--month")
-    with connection(args.warehouse, read_only=True) as conn:
+    with reader_lock(args.warehouse), connection(args.warehouse, read_only=True) as conn:
         if not _has_table(conn, "marts", "published_tiers") or not conn.execute(
                 "select count(*) from marts.published_tiers where eval_month = ?", [month]).fetchone()[0]:
             raise InputError(f"month {month} was never published in {args.warehouse}")

@@ -126,8 +126,37 @@ def run_lock(path: Path | str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise WarehouseLocked(
-                f"warehouse {path} is in use by another keyaccounts run; retry when it finishes"
+                f"warehouse {path} is in use by another keyaccounts run or command; retry when it finishes"
             ) from None
+        yield
+    finally:
+        handle.close()
+
+
+@contextmanager
+def reader_lock(path: Path | str) -> Iterator[None]:
+    """For the commands that only read the warehouse (`status`, `export`): a shared flock on the
+    run's lock file. A run holds it exclusively from start to end and reconnects to the DuckDB
+    file between its steps; a reader opening the file in such a gap would make the run's next
+    step fail on DuckDB's file lock. So a reader exits at once (4) while a run is on, and a run
+    started while a reader is on exits 4 the same way. PostgreSQL readers need no lock (MVCC)."""
+    lock_path = Path(str(path) + ".run.lock")
+    if is_postgres(path) or not lock_path.exists():  # no run ever started here
+        yield
+        return
+    import fcntl
+
+    try:
+        handle = open(lock_path, "r")  # flock needs no write access: a read-only copy works too
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WarehouseLocked(f"warehouse {path} is being written by a keyaccounts run; "
+                                  "retry when it finishes") from None
         yield
     finally:
         handle.close()
