@@ -157,6 +157,19 @@ def test_run_on_a_locked_warehouse_exits_4(tmp_path, example_inbox):
     assert "raw" not in schemas and "audit" not in schemas
 
 
+@pytest.mark.parametrize("var, hint", [("grace_month=2", "did you mean grace_months?"),
+                                       ("no_such_threshold=3", "dbt_project.yml")])
+def test_an_unknown_dbt_var_exits_3(tmp_path, example_inbox, var, hint):
+    """dbt ignores a var it does not know, so a misspelt threshold would leave the default in
+    force without a word: one line, exit 3, before the warehouse is touched."""
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", warehouse, "--through", "2024-06",
+                       "--var", var, cwd=tmp_path)
+    line = assert_one_line_error(proc, 3)
+    assert var.split("=")[0] in line and hint in line
+    assert not warehouse.exists()
+
+
 def test_readers_and_a_run_never_overlap_on_a_duckdb_warehouse(tmp_path, example_inbox):
     """A run reconnects to the DuckDB file between its steps; `status` or `export` opening it in
     such a gap made the run's next step fail. While a run holds its lock (an exclusive flock on

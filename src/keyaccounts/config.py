@@ -45,6 +45,25 @@ def parse_month(value: str, option: str = "--through") -> str:
     return value
 
 
+def project_vars() -> dict:
+    """The dbt vars of dbt_project.yml with their defaults (every business threshold)."""
+    import yaml
+
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
+
+
+def check_dbt_vars(dbt_vars: dict) -> None:
+    """An override must name a var of dbt_project.yml: dbt ignores unknown ones, so a misspelt
+    threshold (`grace_month=2`) would silently leave the default in force."""
+    import difflib
+
+    known = project_vars()
+    for name in sorted(set(dbt_vars) - set(known)):
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else "; the vars are those of dbt_project/dbt_project.yml"
+        raise InputError(f"unknown dbt var {name!r}{hint}")
+
+
 @dataclass
 class RunConfig:
     inbox: Path
@@ -75,6 +94,7 @@ class RunConfig:
         self.inbox = Path(self.inbox)
         self.warehouse = str(self.warehouse) if is_postgres(self.warehouse) else Path(self.warehouse)
         parse_month(self.through)
+        check_dbt_vars(self.dbt_vars)
         if self.exports_dir is None:
             if self.on_postgres:
                 raise InputError("with a PostgreSQL warehouse, name the exports folder: --exports DIR")

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-import yaml
-
-from keyaccounts.config import DBT_PROJECT_DIR, PROJECT_ROOT, RunConfig
+from keyaccounts.config import PROJECT_ROOT, RunConfig, project_vars
 from keyaccounts.errors import KeyAccountsError
 from keyaccounts.publish.wap import BUILD_SCHEMA
 
@@ -40,8 +38,7 @@ class CheckReport:
 
 
 def dbt_vars(cfg: RunConfig) -> dict:
-    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
-    return {**project.get("vars", {}), **cfg.dbt_vars}
+    return {**project_vars(), **cfg.dbt_vars}
 
 
 def _add_months(month: str, n: int) -> str:
