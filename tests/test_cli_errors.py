@@ -296,3 +296,28 @@ def test_dbt_opens_duckdb_with_the_temp_directory_once(tmp_path):
             conn.execute("set temp_directory = ?", [str(tmp_path / "spill")])
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("case", ["empty inbox", "a feed's folder as inbox", "month before the data"])
+def test_nothing_to_evaluate_exits_3_before_the_build(tmp_path, example_inbox, case):
+    """An inbox without customers or completed orders, or a --through before the earliest
+    completed order, evaluates no customer (metrics.md "Population"): a user's mistake, one line
+    and exit 3, before dbt runs (it used to end in the row-count check, exit 8)."""
+    inbox, through = example_inbox, "2024-06"
+    if case == "empty inbox":
+        inbox = tmp_path / "empty"
+        inbox.mkdir()
+    elif case == "a feed's folder as inbox":
+        inbox = example_inbox / "orders"
+    else:
+        # the example's customers are signed from 2021; its earliest completed order is of 2023-01-15
+        through = "2022-12"
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    proc = keyaccounts("run", "--inbox", inbox, "--warehouse", warehouse, "--through", through, cwd=tmp_path)
+    line = assert_one_line_error(proc, 3)
+    assert "nothing to evaluate" in line
+    if case == "a feed's folder as inbox":
+        assert "are not read" in line and "orders/" in line
+    if case == "month before the data":
+        assert "2023-01-15" in line and "first month that can be evaluated is 2023-01" in line
+    assert not (warehouse.parent / ".dbt").exists()  # dbt never ran

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from keyaccounts.config import RunConfig, check_environment
 from keyaccounts.errors import InputError
+from keyaccounts.ingest.coverage import check_month_can_be_evaluated
 from keyaccounts.ingest.held_back import record_held_back
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.ingest.sql_source import SqlSource
@@ -159,6 +160,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         result.ingest = ingest_task(cfg, run_id)
         dbt_vars = dbt_vars_for(cfg)
         with connection(cfg.warehouse) as conn:
+            check_month_can_be_evaluated(conn, cfg.through, cfg.inbox)
             fingerprint = up_to_date.fingerprint(conn, dbt_vars, cfg.through, cfg.exports_dir)
             if not (cfg.full_refresh or cfg.restate):
                 bi_copy = None if cfg.on_postgres else Path(cfg.warehouse).parent / "published"

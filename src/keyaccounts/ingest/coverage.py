@@ -1,0 +1,55 @@
+"""Whether what was loaded can evaluate the month asked for, checked before the build.
+
+Without customers signed by the month's end, or without any completed order on or before it,
+no customer is evaluated (metrics.md "Population": the evaluation months start with the
+earliest completed order). The build would then run for nothing and the row-count check stop
+the run with exit 8; an empty inbox, an inbox pointed at a feed's own folder or a `--through`
+before the data is a user's mistake, so it gets a one-line reason instead (exit 3). The raw
+rows were checked at ingest, so their dates cast. A month whose orders exist but are all held
+back (a missing rate) still goes through the build and its checks.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from keyaccounts.errors import InputError
+from keyaccounts.ingest.contract import FEEDS
+
+
+def _month_end(month: str) -> date:
+    year, mon = map(int, month.split("-"))
+    return date(year + mon // 12, mon % 12 + 1, 1) - timedelta(days=1)
+
+
+def _misplaced_files(inbox: Path) -> str:
+    """A hint when files lie in the inbox folder itself (each feed reads its own sub-folder)."""
+    loose = [p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")] if inbox.is_dir() else []
+    if not loose:
+        return ""
+    folders = ", ".join(f"{name}/" for name in FEEDS)
+    return (f"; {len(loose)} file(s) lie in {inbox} itself and are not read: each feed's files go in "
+            f"its own folder ({folders})")
+
+
+def check_month_can_be_evaluated(conn, month: str, inbox: Path) -> None:
+    end = _month_end(month)
+    customers = conn.execute("select count(*) from raw.customers where cast(trim(signed_on) as date) <= ?",
+                             [end]).fetchone()[0]
+    orders = conn.execute(
+        "select count(*), min(cast(trim(order_date) as date)) from raw.orders where trim(status) = 'completed'"
+    ).fetchone()
+    if not customers:
+        signed = conn.execute("select min(cast(trim(signed_on) as date)) from raw.customers").fetchone()[0]
+        if signed is None:
+            raise InputError("nothing to evaluate: no customer has been loaded"
+                             + _misplaced_files(inbox))
+        raise InputError(f"nothing to evaluate through {month}: the first customer was signed on {signed}")
+    if not orders[0]:
+        raise InputError("nothing to evaluate: no completed order has been loaded (the evaluation months start "
+                         "with the earliest completed order)" + _misplaced_files(inbox))
+    first = orders[1]
+    if first > end:
+        raise InputError(f"nothing to evaluate through {month}: the earliest completed order is dated {first}, "
+                         f"so the first month that can be evaluated is {first:%Y-%m}")
