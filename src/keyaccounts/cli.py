@@ -120,8 +120,11 @@ def cmd_run(args) -> int:
     elif pub.action == "unchanged":
         note = f"{cfg.through} was already published (version {pub.version}); the record is unchanged"
         if pub.differs_from_record:
-            note += (f"; {pub.differs_from_record} customers differ in the rebuilt marts: to publish them, "
-                     f"run again with --restate --reason ... --by ...")
+            # the marts follow corrected sources (metrics.md); the record and the exports do not
+            note = (f"{cfg.through} was already published (version {pub.version}): the record "
+                    f"(marts.published_tiers) and the exports keep it, but the marts and the BI copy now show "
+                    f"the rebuilt month, in which {pub.differs_from_record} customers differ from the record; "
+                    f"to make it the record, run again with --restate --reason ... --by ...")
         print(note)
     else:
         extra = f", {pub.changed_customers} customers changed" if pub.action == "restated" else ""
