@@ -89,7 +89,6 @@ def _parse_vars(pairs: list[str]) -> dict:
 
 
 def _print_ingest(result) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"ingest run {result.run_id}")
@@ -98,7 +97,17 @@ def _print_ingest(result) -> None:
     for s in result.feeds.values():
         table.add_row(s.feed, *(str(x) for x in (s.files_seen, s.files_taken, s.files_skipped, s.files_quarantined,
                                                   s.rows_read, s.rows_loaded, s.rows_updated, s.rows_quarantined)))
-    Console(stderr=True).print(table)
+    _console(stderr=True).print(table)
+
+
+def _console(stderr: bool = False):
+    """rich prints 80 columns when not on a terminal, cutting the tables' cells (`status > file`):
+    give piped output room (COLUMNS still wins, as rich reads it first)."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 240
+    return Console(stderr=stderr, width=width)
 
 
 def cmd_run(args) -> int:
@@ -192,12 +201,11 @@ def cmd_demo(args) -> int:
 
 def cmd_status(args) -> int:
     """Per run and feed: files and rows; quarantine by reason; published months; tier counts."""
-    from rich.console import Console
     from rich.table import Table
 
     from keyaccounts.warehouse import connection, reader_lock
 
-    console = Console()
+    console = _console()
 
     def show(title: str, columns: list[str], data: list[tuple]) -> None:
         table = Table(title=title)
