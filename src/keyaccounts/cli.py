@@ -356,12 +356,16 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOENT):
             # a path the user gave cannot be used (an --out that is a file, a missing folder)
-            print(f"keyaccounts: error: {exc.strerror}{where}", file=sys.stderr)
+            what = {errno.EEXIST: " (a file is in the way of a folder to write)",
+                    errno.ENOTDIR: " (a file is in the way of a folder to write)"}.get(exc.errno, "")
+            print(f"keyaccounts: error: {exc.strerror}{where}{what}", file=sys.stderr)
             return InputError.exit_code
         if exc.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM):
             return _internal_error(exc)
-        print(f"keyaccounts: error: {exc.strerror}{where} (the next run completes what this one could not write)",
-              file=sys.stderr)
+        # a run leaves the last publish whole and its next run completes the work; other commands
+        # only wrote the named files
+        after = " (the next run completes what this one could not write)" if args.command == "run" else ""
+        print(f"keyaccounts: error: {exc.strerror}{where}{after}", file=sys.stderr)
         return 3
     except Exception as exc:
         text = str(exc)
