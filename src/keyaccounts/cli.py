@@ -47,15 +47,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a dbt var of dbt_project.yml (YAML value), e.g. --var grace_months=2")
 
     demo = sub.add_parser("demo", help="generate a deterministic demo inbox and run the pipeline on it")
-    demo.add_argument("--customers", type=int, default=2000)
-    demo.add_argument("--years", type=int, default=3)
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--through", default="2026-10", help="last month of the demo history (YYYY-MM)")
+    demo.add_argument("--customers", type=int, default=2000, help="customers to generate (default 2000)")
+    demo.add_argument("--years", type=int, default=3, help="years of history (default 3)")
+    demo.add_argument("--seed", type=int, default=42, help="random seed: the same seed, the same data (default 42)")
+    demo.add_argument("--through", default="2026-10", help="last month of the demo history, YYYY-MM (default 2026-10)")
     demo.add_argument("--dir", type=Path, default=None, help="where to put the demo inbox and warehouse")
     demo.add_argument("--direct", action="store_true", help="run the pipeline directly instead of through Airflow")
 
     status = sub.add_parser("status", help="what was ingested, quarantined and published")
-    status.add_argument("--warehouse", required=True)
+    status.add_argument("--warehouse", required=True, help="the warehouse: a DuckDB file or postgresql://...")
 
     grant = sub.add_parser("grant-bi", help="create or update the read-only BI role of a PostgreSQL warehouse")
     grant.add_argument("--warehouse", required=True, help="postgresql://USER@HOST:PORT/DB (an owner of the marts)")
@@ -64,9 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                             "read from env KEYACCOUNTS_BI_PASSWORD")
 
     export = sub.add_parser("export", help="re-write the exports of a month")
-    export.add_argument("--warehouse", required=True)
-    export.add_argument("--month", required=True)
-    export.add_argument("--out", required=True, type=Path)
+    export.add_argument("--warehouse", required=True, help="the warehouse: a DuckDB file or postgresql://...")
+    export.add_argument("--month", required=True, help="a published month, YYYY-MM")
+    export.add_argument("--out", required=True, type=Path, help="folder to write the CSV, Parquet, manager files "
+                                                                 "and report to (created if missing)")
     sample = sub.add_parser("import-sample", help="map a real public export (shared/data/real) to an inbox")
     sample.add_argument("name", help="ibm_ar | northwind | olist | superstore")
     sample.add_argument("--out", required=True, type=Path, help="inbox folder to write")
@@ -298,7 +299,11 @@ def cmd_export(args) -> int:
     with reader_lock(args.warehouse), connection(args.warehouse, read_only=True) as conn:
         if not _has_table(conn, "marts", "published_tiers") or not conn.execute(
                 "select count(*) from marts.published_tiers where eval_month = ?", [month]).fetchone()[0]:
-            raise InputError(f"month {month} was never published in {args.warehouse}")
+            published = [m for (m,) in conn.execute("select distinct eval_month from marts.published_tiers "
+                                                    "order by 1").fetchall()] if _has_table(
+                conn, "marts", "published_tiers") else []
+            listed = ", ".join(published[-12:]) if published else "none yet"
+            raise InputError(f"month {month} was never published in {args.warehouse} (published: {listed})")
         for path in export_month(conn, month, args.out) + [export_managers(conn, month, args.out),
                                                            build_report(conn, month, args.out)]:
             print(f"export: {path}")
