@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -322,3 +323,26 @@ def test_nothing_to_evaluate_exits_3_before_the_build(tmp_path, example_inbox, c
     if case == "month before the data":
         assert "2023-01-15" in line and "first month that can be evaluated is 2023-01" in line
     assert not (warehouse.parent / ".dbt").exists()  # dbt never ran
+
+
+def test_a_warehouse_opened_by_another_process_during_dbt_is_a_lock_not_a_failed_model(tmp_path):
+    """A BI tool that opens the DuckDB file itself (instead of published/) while dbt has it
+    closed makes dbt's open fail: that is the warehouse in use (exit 4, retried by Airflow), not a
+    broken model (exit 6)."""
+    from keyaccounts.errors import WarehouseLocked
+    from keyaccounts.transform.dbt import run_dbt
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); time.sleep(120)", str(warehouse)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(WarehouseLocked) as locked:
+            run_dbt("build", warehouse, tmp_path / "dbt", {"through_month": "2024-06"}, extra=["--select", "stg_fx_rates"])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "opened by another process during the dbt build" in str(locked.value)
+    assert locked.value.exit_code == 4

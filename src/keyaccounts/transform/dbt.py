@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from keyaccounts.config import DBT_PROJECT_DIR
-from keyaccounts.errors import BuildFailed
+from keyaccounts.errors import BuildFailed, WarehouseLocked
 from keyaccounts.warehouse import duckdb_settings, is_postgres, pg_params, release_dbt_handle
 
 
@@ -48,6 +48,9 @@ def dbt_env(warehouse: Path | str, state_dir: Path, target_path: Path | None = N
     }
 
 
+_FILE_LOCK = "Could not set lock on file"  # DuckDB's error when another process holds the file
+
+
 def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None,
             target_path: Path | None = None) -> None:
     """Run `dbt <command>` against the warehouse; raise BuildFailed with the first failing node."""
@@ -76,6 +79,14 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
     if result.success:
         return
     log = state_dir / "logs" / "dbt.log"
+    messages = [str(result.exception)] if result.exception is not None else [
+        r.message or "" for r in getattr(result.result, "results", []) or [] if str(r.status) in ("error", "fail")]
+    if any(_FILE_LOCK in m for m in messages):
+        # another process (a BI tool reading the warehouse file itself) opened it while dbt had it
+        # closed: not a failed model, and gone on a retry
+        raise WarehouseLocked(f"warehouse {warehouse} was opened by another process during the dbt build (DuckDB "
+                              "allows one writer; BI tools read published/): nothing was published; retry when "
+                              "it is closed", details=str(log))
     if result.exception is not None:
         first = str(result.exception).strip().splitlines()
         raise BuildFailed(f"dbt {command} failed: {first[0] if first else type(result.exception).__name__}",
