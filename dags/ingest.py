@@ -3,7 +3,8 @@
 
 Takes every new file of every feed in the inbox (`keyaccounts_inbox` Variable or the run's
 `inbox` param), checks rows against the inbound contract, loads good rows into `raw.*`,
-quarantines bad ones with a reason, records the manifest. Emits one asset per feed, which
+quarantines bad ones with a reason, records the manifest. Emits an asset event for each feed
+that loaded rows (through the alias `keyaccounts.raw`; none on a day without new data), which
 triggers `transform`. Fails without retry when a feed's reject threshold is exceeded.
 """
 

@@ -8,6 +8,7 @@ import ast
 import csv
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from decimal import Decimal
@@ -192,11 +193,20 @@ def test_monthly_backfill_equals_keyaccounts_run(example_runs, example_dir, tmp_
     assert (exports / "tiers_2024-05.csv").exists() and (exports / "tiers_2024-06.parquet").exists()
 
 
-def test_ingest_rerun_takes_nothing_new(example_runs):
+def test_ingest_rerun_takes_nothing_new(airflow, example_runs):
     wh, _ = example_runs
     runs = rows(wh, "select run_id, sum(files_taken) as taken, sum(files_skipped) as skipped "
                     "from audit.ingest_runs group by run_id order by min(finished_at)")
     assert [(r["taken"], r["skipped"]) for r in runs] == [(7, 0), (0, 7)]
+    # asset events (which trigger `transform`) only for the feeds that loaded rows: one per feed of
+    # the example's inbox in the first ingest, none in the second
+    _, _, root = airflow
+    with sqlite3.connect(root / "home" / "airflow.db") as db:
+        events = db.execute("select e.source_run_id, a.name from asset_event as e join asset as a on a.id = e.asset_id "
+                            "where e.source_dag_id = 'ingest' order by e.id").fetchall()
+    assert len({run for run, _ in events}) == 1
+    assert sorted(name for _, name in events) == [f"keyaccounts.raw.{feed}" for feed in (
+        "customers", "fx_rates", "invoices", "orders", "payments", "survey_responses")]
 
 
 def test_failed_build_publishes_nothing(airflow, example_runs):

@@ -54,10 +54,27 @@ def feed_asset_name(feed: str) -> str:
     return f"keyaccounts.raw.{feed}"
 
 
-def feed_assets() -> list:
+def feed_asset(feed: str):
     from airflow.sdk import Asset
 
-    return [Asset(name=feed_asset_name(feed), uri=f"keyaccounts://raw/{feed}", group="keyaccounts") for feed in FEEDS]
+    return Asset(name=feed_asset_name(feed), uri=f"keyaccounts://raw/{feed}", group="keyaccounts")
+
+
+def feed_assets() -> list:
+    return [feed_asset(feed) for feed in FEEDS]
+
+
+def raw_alias():
+    """The ingest task's outlet: through it, an asset event is emitted only for the feeds that
+    loaded rows, so a day without new data triggers no `transform` run."""
+    from airflow.sdk import AssetAlias
+
+    return AssetAlias(name="keyaccounts.raw", group="keyaccounts")
+
+
+def changed_feeds(stats: dict) -> list[str]:
+    """The feeds whose raw layer this ingest changed (rows loaded)."""
+    return [feed for feed, s in stats.items() if s.get("rows_loaded")]
 
 
 def marts_asset():
@@ -281,9 +298,13 @@ def settings_task():
 def ingest_task(run_settings):
     from airflow.sdk import get_current_context, task
 
-    @task(task_id="load_inbox", pool=DUCKDB_POOL, outlets=feed_assets())
+    @task(task_id="load_inbox", pool=DUCKDB_POOL, outlets=[raw_alias()])
     def load_inbox(s: dict) -> dict:
-        return ingest(s, get_current_context()["run_id"])
+        context = get_current_context()
+        stats = ingest(s, context["run_id"])
+        for feed in changed_feeds(stats):
+            context["outlet_events"][raw_alias()].add(feed_asset(feed))
+        return stats
 
     return load_inbox(run_settings)
 
