@@ -239,3 +239,15 @@ def test_report_renders_in_headless_chromium(example_wh, chromium, tmp_path):
     subprocess.run([chromium, *flags, "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri()],
                    capture_output=True, text=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 50_000
+
+
+def test_a_months_report_is_the_same_file_every_time(example_wh, tmp_path):
+    """Re-running changes nothing the second time (operations.md), the report included: plotly
+    would give its charts random ids on every write."""
+    from keyaccounts.cli import main
+
+    _, wh = example_wh
+    for out in ("a", "b"):
+        assert main(["export", "--warehouse", str(wh), "--month", "2024-05", "--out", str(tmp_path / out)]) == 0
+    a, b = ((tmp_path / out / "report_2024-05.html").read_bytes() for out in ("a", "b"))
+    assert a == b and b"chart-1" in a

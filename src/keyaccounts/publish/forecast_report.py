@@ -88,7 +88,7 @@ def forecast_section(conn, month: str, layout: dict) -> str:
     fig.update_layout(title="预测等级结构 Forecast tier mix of today's customers (bars: expected share; "
                             "whiskers: the band, ±1.96 standard errors by default)",
                       barmode="group", yaxis_tickformat=".0%", **layout)
-    parts.append(f"<div class='chart'>{fig.to_html(full_html=False, include_plotlyjs=False)}</div>")
+    parts.append(f"<div class='chart'>{fig.to_html(full_html=False, include_plotlyjs=False, div_id='forecast')}</div>")
 
     rows = "".join(
         f"<tr><td>{_text(r.target_month)} (+{int(r.horizon_months)})</td><td>{_text(r.tier)}</td>"
@@ -128,7 +128,7 @@ def forecast_section(conn, month: str, layout: dict) -> str:
                                    mode="lines+markers", name="MAE"))
         fig.update_layout(title=f"回测误差 Back-test error, {summary['horizon']}-month forecasts (share points)",
                           yaxis_title="MAE (share points)", **{**layout, "height": 300})
-        parts.append(f"<div class='chart'>{fig.to_html(full_html=False, include_plotlyjs=False)}</div>")
+        parts.append(f"<div class='chart'>{fig.to_html(full_html=False, include_plotlyjs=False, div_id='backtest')}</div>")
 
     # 4. the A customers most likely to drop out of A next month
     at_risk = _df(conn, f"""

@@ -90,8 +90,9 @@ def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None =
     this = summary[summary.eval_month == month].set_index("tier") if not summary.empty else None
     mix = " · ".join(f"{t}: {int(this.loc[t, 'customers'])}" for t in "ABC") if this is not None and len(this) else ""
 
-    charts = "".join(f"<div class='chart'>{f.to_html(full_html=False, include_plotlyjs=False)}</div>"
-                     for f in figures)
+    # fixed div ids (plotly draws random ones): the same month's report is the same file each time
+    charts = "".join(f"<div class='chart'>{f.to_html(full_html=False, include_plotlyjs=False, div_id=f'chart-{i}')}"
+                     "</div>" for i, f in enumerate(figures, 1))
     page = f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>大客户分级报告 Key-account tiers {html.escape(month)}</title>
