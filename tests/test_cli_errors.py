@@ -242,6 +242,36 @@ def test_duckdb_settings_reach_every_connection_to_the_warehouse(tmp_path, monke
     assert warehouse_env(tmp_path / "wh.duckdb")["KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY"] == str(tmp_path / "wh.duckdb.tmp")
 
 
+def test_a_warehouse_past_a_million_rows_builds_one_model_at_a_time(tmp_path, monkeypatch):
+    """docs/benchmarks.md (session 9): DuckDB's memory limit (5GB unless set) is shared by the models
+    dbt builds side by side, so once a raw feed passes LARGE_FEED_ROWS rows dbt builds one at a time;
+    KEYACCOUNTS_THREADS, when set, wins."""
+    import duckdb
+
+    from keyaccounts.transform.dbt import LARGE_FEED_ROWS, dbt_env, models_at_once
+    from keyaccounts.warehouse import connect
+
+    monkeypatch.delenv("KEYACCOUNTS_THREADS", raising=False)
+    monkeypatch.delenv("KEYACCOUNTS_DUCKDB_MEMORY_LIMIT", raising=False)
+    conn = connect(tmp_path / "wh.duckdb")
+    try:
+        assert conn.execute("select current_setting('memory_limit')").fetchone()[0] == "4.6 GiB"  # 5 GB
+        conn.execute("create schema raw")
+        conn.execute("create table raw.customers as select range as id from range(10)")
+        conn.execute("create table raw.orders as select range as id from range(?)", [LARGE_FEED_ROWS])
+        assert models_at_once(conn) is None  # at the threshold: profiles.yml's two
+        conn.execute("insert into raw.orders values (-1)")
+        assert models_at_once(conn) == 1
+        monkeypatch.setenv("KEYACCOUNTS_THREADS", "2")
+        assert models_at_once(conn) is None
+    finally:
+        conn.close()
+    monkeypatch.delenv("KEYACCOUNTS_THREADS")
+    assert models_at_once(duckdb.connect()) is None  # no raw schema yet
+    assert dbt_env(tmp_path / "wh.duckdb", tmp_path, threads=1)["KEYACCOUNTS_THREADS"] == "1"
+    assert "KEYACCOUNTS_THREADS" not in dbt_env(tmp_path / "wh.duckdb", tmp_path)
+
+
 def test_the_bi_copy_connection_gets_the_run_settings(tmp_path, monkeypatch):
     """The BI copy is loaded through a second DuckDB instance: without the settings it would take
     DuckDB's default memory limit (80% of the RAM) beside the warehouse's; it gets a quarter of

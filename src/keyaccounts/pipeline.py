@@ -23,7 +23,7 @@ from keyaccounts.publish.bi_copy import stage_bi_copy
 from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.publish.report import build_report
 from keyaccounts.publish.log import last_published_month, record_publish
-from keyaccounts.transform.dbt import run_dbt
+from keyaccounts.transform.dbt import models_at_once, run_dbt
 from keyaccounts.warehouse import connection, run_lock
 
 
@@ -91,8 +91,10 @@ def dbt_vars_for(cfg: RunConfig) -> dict:
 def transform_task(cfg: RunConfig) -> None:
     """Build and test every dbt model (dbt build)."""
     checkpoint("dbt")
+    with connection(cfg.warehouse) as conn:
+        threads = models_at_once(conn)
     run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg),
-            extra=["--full-refresh"] if cfg.full_refresh else None)
+            extra=["--full-refresh"] if cfg.full_refresh else None, threads=threads)
 
 
 def held_back_task(cfg: RunConfig) -> int:

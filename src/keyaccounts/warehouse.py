@@ -20,6 +20,7 @@ from keyaccounts.errors import InputError, WarehouseLocked, WarehouseUnavailable
 
 
 PG_SCHEMES = ("postgresql://", "postgres://")
+DEFAULT_MEMORY_LIMIT = "5GB"  # also profiles.yml's default
 
 
 def is_postgres(warehouse: Path | str) -> bool:
@@ -29,16 +30,15 @@ def is_postgres(warehouse: Path | str) -> bool:
 def duckdb_settings(path: Path | str) -> dict[str, str]:
     """The DuckDB settings of every connection to the warehouse file, ours and dbt's (profiles.yml
     reads the same variables, passed on by `transform.dbt.warehouse_env`):
-    KEYACCOUNTS_DUCKDB_THREADS (default 2), KEYACCOUNTS_DUCKDB_MEMORY_LIMIT (8GB: at 20 million
-    orders a 5GB limit ran out of memory in two large models built side by side, which cannot
-    spill all they hold; DuckDB then holds 1 to 3 GB beyond its buffer pool, so a machine that must
-    stay within 8 GiB sets 5GB with KEYACCOUNTS_THREADS=1; the BI copy's second instance takes a
-    quarter of the limit; docs/benchmarks.md) and
+    KEYACCOUNTS_DUCKDB_THREADS (default 2), KEYACCOUNTS_DUCKDB_MEMORY_LIMIT (5GB: DuckDB holds 1 to
+    3 GB beyond its buffer pool, so at 20 million orders this keeps the process within 8 GiB; it
+    needs dbt to build one model at a time there, `transform.dbt.models_at_once`; the BI copy's
+    second instance takes a quarter of the limit; docs/benchmarks.md) and
     KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY, where DuckDB spills what passes the memory limit
     (default `<warehouse>.tmp` beside the file, DuckDB's own default)."""
     return {
         "threads": os.environ.get("KEYACCOUNTS_DUCKDB_THREADS", "2"),
-        "memory_limit": os.environ.get("KEYACCOUNTS_DUCKDB_MEMORY_LIMIT", "8GB"),
+        "memory_limit": os.environ.get("KEYACCOUNTS_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT),
         "temp_directory": os.environ.get("KEYACCOUNTS_DUCKDB_TEMP_DIRECTORY", str(Path(path).resolve()) + ".tmp"),
     }
 

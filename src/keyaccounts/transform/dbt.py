@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import duckdb
+
 from keyaccounts.config import DBT_PROJECT_DIR
 from keyaccounts.errors import BuildFailed, WarehouseLocked
 from keyaccounts.warehouse import duckdb_settings, is_postgres, pg_params, release_dbt_handle
@@ -39,9 +41,30 @@ def warehouse_env(warehouse: Path | str) -> dict[str, str]:
             "KEYACCOUNTS_PG_PASSWORD": pg["password"]}
 
 
-def dbt_env(warehouse: Path | str, state_dir: Path, target_path: Path | None = None) -> dict[str, str]:
+# one model at a time once a raw feed holds more rows than this (docs/benchmarks.md, session 9): DuckDB's
+# memory_limit is shared by the models dbt builds side by side, and at 20 million orders two large
+# receivables models together ran out of memory at 5GB, or took 9 to 11 GB RSS at 8GB; at 2 million
+# orders one model at a time costs 4% of the dbt build, and below that dbt's fixed cost per model
+# dominates, which two threads overlap
+LARGE_FEED_ROWS = 1_000_000
+
+
+def models_at_once(conn) -> int | None:
+    """How many models dbt builds side by side (dbt's `threads`): KEYACCOUNTS_THREADS when set,
+    else 1 on a DuckDB warehouse whose largest raw feed holds more than LARGE_FEED_ROWS rows;
+    None leaves profiles.yml's default (2)."""
+    if os.environ.get("KEYACCOUNTS_THREADS") or not isinstance(conn, duckdb.DuckDBPyConnection):
+        return None
+    # the row counts DuckDB keeps in its catalog: no scan
+    largest = conn.execute("select max(estimated_size) from duckdb_tables() where schema_name = 'raw'").fetchone()[0]
+    return 1 if (largest or 0) > LARGE_FEED_ROWS else None
+
+
+def dbt_env(warehouse: Path | str, state_dir: Path, target_path: Path | None = None,
+            threads: int | None = None) -> dict[str, str]:
     return {
         **warehouse_env(warehouse),
+        **({"KEYACCOUNTS_THREADS": str(threads)} if threads else {}),
         "DBT_TARGET_PATH": str((target_path or state_dir / "target").resolve()),
         "DBT_LOG_PATH": str((state_dir / "logs").resolve()),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -52,7 +75,7 @@ _FILE_LOCK = "Could not set lock on file"  # DuckDB's error when another process
 
 
 def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None,
-            target_path: Path | None = None) -> None:
+            target_path: Path | None = None, threads: int | None = None) -> None:
     """Run `dbt <command>` against the warehouse; raise BuildFailed with the first failing node."""
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
@@ -70,7 +93,7 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
     raise_exceptions = logging.raiseExceptions
     # a full disk makes dbt's file log fail on every line; don't print a traceback for each
     logging.raiseExceptions = False
-    with _env(dbt_env(warehouse, state_dir, target_path)):
+    with _env(dbt_env(warehouse, state_dir, target_path, threads)):
         try:
             result = dbtRunner().invoke(args)
         finally:
