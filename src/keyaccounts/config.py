@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 from keyaccounts.errors import InputError
@@ -43,6 +44,18 @@ def parse_month(value: str, option: str = "--through") -> str:
     if not isinstance(value, str) or not MONTH_RE.match(value):
         raise InputError(f"{option} must be a month written YYYY-MM (e.g. 2024-06), got {value!r}")
     return value
+
+
+def add_months(month: str, n: int) -> str:
+    """The month `n` months after `month` (YYYY-MM; n may be negative)."""
+    year, mon = map(int, month.split("-"))
+    index = year * 12 + mon - 1 + n
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def month_end(month: str) -> date:
+    """end(M) of metrics.md: the last day of `month`."""
+    return date.fromisoformat(add_months(month, 1) + "-01") - timedelta(days=1)
 
 
 def project_vars() -> dict:

@@ -21,6 +21,7 @@ from keyaccounts.errors import InputError, WarehouseLocked, WarehouseUnavailable
 
 PG_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_MEMORY_LIMIT = "5GB"  # also profiles.yml's default
+DUCKDB_FILE_LOCK = "Could not set lock on file"  # DuckDB's error when another process holds the file
 
 
 def is_postgres(warehouse: Path | str) -> bool:
@@ -60,7 +61,7 @@ def connect(path: Path | str, read_only: bool = False):
         return duckdb.connect(str(path), read_only=read_only, config=settings)
     except duckdb.IOException as exc:
         text = str(exc)
-        if "lock" in text.lower():
+        if DUCKDB_FILE_LOCK in text:
             raise WarehouseLocked(
                 f"warehouse {path} is in use by another process (one writer at a time); retry when it finishes"
             ) from None
@@ -114,23 +115,14 @@ def run_lock(path: Path | str) -> Iterator[None]:
                                       "retry when it finishes")
             yield
         return
-    import fcntl
-
-    lock_path = Path(str(path) + ".run.lock")
+    lock_path = run_lock_path(path)
     try:
         handle = open(lock_path, "a+")
     except OSError as exc:
         raise InputError(f"cannot create the lock file {lock_path}: {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise WarehouseLocked(
-                f"warehouse {path} is in use by another keyaccounts run or command; retry when it finishes"
-            ) from None
+    with _flock(handle, exclusive=True,
+                busy=f"warehouse {path} is in use by another keyaccounts run or command; retry when it finishes"):
         yield
-    finally:
-        handle.close()
 
 
 @contextmanager
@@ -140,23 +132,36 @@ def reader_lock(path: Path | str) -> Iterator[None]:
     file between its steps; a reader opening the file in such a gap would make the run's next
     step fail on DuckDB's file lock. So a reader exits at once (4) while a run is on, and a run
     started while a reader is on exits 4 the same way. PostgreSQL readers need no lock (MVCC)."""
-    lock_path = Path(str(path) + ".run.lock")
+    lock_path = run_lock_path(path)
     if is_postgres(path) or not lock_path.exists():  # no run ever started here
         yield
         return
-    import fcntl
-
     try:
         handle = open(lock_path, "r")  # flock needs no write access: a read-only copy works too
     except OSError:
         yield
         return
+    with _flock(handle, exclusive=False,
+                busy=f"warehouse {path} is being written by a keyaccounts run; retry when it finishes"):
+        yield
+
+
+def run_lock_path(path: Path | str) -> Path:
+    return Path(str(path) + ".run.lock")
+
+
+@contextmanager
+def _flock(handle, exclusive: bool, busy: str) -> Iterator[None]:
+    """Hold an flock on the open `handle` until the block ends (then close it); WarehouseLocked(busy)
+    at once if another process holds a conflicting one. The kernel releases it when the process
+    dies, so a killed run never leaves a stale lock."""
+    import fcntl
+
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise WarehouseLocked(f"warehouse {path} is being written by a keyaccounts run; "
-                                  "retry when it finishes") from None
+            raise WarehouseLocked(busy) from None
         yield
     finally:
         handle.close()

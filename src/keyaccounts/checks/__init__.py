@@ -12,10 +12,9 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
 
-from keyaccounts.config import PROJECT_ROOT, RunConfig, project_vars
+from keyaccounts.config import PROJECT_ROOT, RunConfig, add_months, month_end, project_vars
 from keyaccounts.errors import KeyAccountsError
 from keyaccounts.publish.wap import BUILD_SCHEMA
 
@@ -41,17 +40,9 @@ def dbt_vars(cfg: RunConfig) -> dict:
     return {**project_vars(), **cfg.dbt_vars}
 
 
-def _add_months(month: str, n: int) -> str:
-    year, mon = map(int, month.split("-"))
-    index = year * 12 + mon - 1 + n
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
 def _month_bounds(month: str, window: int) -> tuple[str, str]:
     """first day of the window's first month, last day of `month` (ISO dates)."""
-    start = _add_months(month, -(window - 1)) + "-01"
-    end = date.fromisoformat(_add_months(month, 1) + "-01") - timedelta(days=1)
-    return start, end.isoformat()
+    return add_months(month, -(window - 1)) + "-01", month_end(month).isoformat()
 
 
 def frames(conn, month: str, v: dict) -> dict:
@@ -98,7 +89,7 @@ def frames(conn, month: str, v: dict) -> dict:
             left join {BUILD_SCHEMA}.tier_summary_monthly as p
                 on p.tier = c.tier
                 and p.eval_month = ?
-            where c.eval_month = ?""", [_add_months(month, -1), month]).df()
+            where c.eval_month = ?""", [add_months(month, -1), month]).df()
     return {"customer_tier_monthly": tiers, "reconciliation": recon, "tier_mix_swing": swing}
 
 

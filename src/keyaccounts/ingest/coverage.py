@@ -11,16 +11,11 @@ back (a missing rate) still goes through the build and its checks.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from pathlib import Path
 
+from keyaccounts.config import month_end
 from keyaccounts.errors import InputError
 from keyaccounts.ingest.contract import FEEDS
-
-
-def _month_end(month: str) -> date:
-    year, mon = map(int, month.split("-"))
-    return date(year + mon // 12, mon % 12 + 1, 1) - timedelta(days=1)
 
 
 def _misplaced_files(inbox: Path) -> str:
@@ -34,7 +29,7 @@ def _misplaced_files(inbox: Path) -> str:
 
 
 def check_month_can_be_evaluated(conn, month: str, inbox: Path) -> None:
-    end = _month_end(month)
+    end = month_end(month)
     customers = conn.execute("select count(*) from raw.customers where cast(trim(signed_on) as date) <= ?",
                              [end]).fetchone()[0]
     orders = conn.execute(

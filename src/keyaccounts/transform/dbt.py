@@ -12,7 +12,7 @@ import duckdb
 
 from keyaccounts.config import DBT_PROJECT_DIR
 from keyaccounts.errors import BuildFailed, WarehouseLocked
-from keyaccounts.warehouse import duckdb_settings, is_postgres, pg_params, release_dbt_handle
+from keyaccounts.warehouse import DUCKDB_FILE_LOCK, duckdb_settings, is_postgres, pg_params, release_dbt_handle
 
 
 @contextmanager
@@ -71,9 +71,6 @@ def dbt_env(warehouse: Path | str, state_dir: Path, target_path: Path | None = N
     }
 
 
-_FILE_LOCK = "Could not set lock on file"  # DuckDB's error when another process holds the file
-
-
 def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None,
             target_path: Path | None = None, threads: int | None = None) -> None:
     """Run `dbt <command>` against the warehouse; raise BuildFailed with the first failing node."""
@@ -104,7 +101,7 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
     log = state_dir / "logs" / "dbt.log"
     messages = [str(result.exception)] if result.exception is not None else [
         r.message or "" for r in getattr(result.result, "results", []) or [] if str(r.status) in ("error", "fail")]
-    if any(_FILE_LOCK in m for m in messages):
+    if any(DUCKDB_FILE_LOCK in m for m in messages):
         # another process (a BI tool reading the warehouse file itself) opened it while dbt had it
         # closed: not a failed model, and gone on a retry
         raise WarehouseLocked(f"warehouse {warehouse} was opened by another process during the dbt build (DuckDB "
