@@ -272,6 +272,25 @@ def test_a_warehouse_past_a_million_rows_builds_one_model_at_a_time(tmp_path, mo
     assert "KEYACCOUNTS_THREADS" not in dbt_env(tmp_path / "wh.duckdb", tmp_path)
 
 
+def test_the_build_of_a_large_warehouse_runs_one_model_at_a_time(tmp_path, example_inbox, monkeypatch):
+    """The pipeline's dbt build takes models_at_once's answer: with the threshold below the worked
+    example's row counts, every model and test of a real build runs on one dbt thread."""
+    import json
+
+    import keyaccounts.transform.dbt as dbt_module
+    from keyaccounts.config import RunConfig
+    from keyaccounts.pipeline import ingest_task, transform_task
+
+    monkeypatch.delenv("KEYACCOUNTS_THREADS", raising=False)
+    monkeypatch.setattr(dbt_module, "LARGE_FEED_ROWS", 10)  # the example's orders feed has more
+    cfg = RunConfig(inbox=example_inbox, warehouse=tmp_path / "wh.duckdb", through="2024-06")
+    ingest_task(cfg, "run-1")
+    transform_task(cfg)
+    results = json.loads((cfg.dbt_state_dir / "target" / "run_results.json").read_text(encoding="utf-8"))["results"]
+    assert len(results) > 100 and all(r["status"] in ("success", "pass") for r in results)
+    assert len({r["thread_id"] for r in results}) == 1
+
+
 def test_the_bi_copy_connection_gets_the_run_settings(tmp_path, monkeypatch):
     """The BI copy is loaded through a second DuckDB instance: without the settings it would take
     DuckDB's default memory limit (80% of the RAM) beside the warehouse's; it gets a quarter of

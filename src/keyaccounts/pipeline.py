@@ -91,8 +91,10 @@ def dbt_vars_for(cfg: RunConfig) -> dict:
 def transform_task(cfg: RunConfig) -> None:
     """Build and test every dbt model (dbt build)."""
     checkpoint("dbt")
-    with connection(cfg.warehouse) as conn:
-        threads = models_at_once(conn)
+    threads = None
+    if not cfg.on_postgres:
+        with connection(cfg.warehouse) as conn:
+            threads = models_at_once(conn)
     run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg),
             extra=["--full-refresh"] if cfg.full_refresh else None, threads=threads)
 
