@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -155,6 +156,13 @@ def test_jsonl_numbers_keep_their_exact_value_in_plain_notation():
                              '[1, 2.50, "a"]', '{"k": 0.10}']]
 
 
+def test_a_json_number_with_a_zero_fraction_is_the_integer_a_csv_cell_would_hold():
+    """pandas' to_json writes an integer column with a blank as floats (9.0): an integer column
+    must take it. Other fractions stay as written."""
+    content = read_jsonl_bytes(b'{"a": 9.0, "b": -10.000, "c": 2.50, "d": 1.0e1, "e": 0.0}\n')
+    assert content.rows == [["9", "-10", "2.50", "10", "0"]]
+
+
 def test_jsonl_header_is_keys_first_seen_and_lines_are_file_lines():
     data = ('\ufeff{"a": "x", "b": "华东"}\r\n'
             "\n"
@@ -252,6 +260,35 @@ def test_upper_case_and_padded_headers_match_the_contract(conn, inbox):
         ("K2", "蓝海科技", "2022-01-01", TS),
         ("K3", "西部能源", "2023-01-01", TS),
     ]
+
+
+def test_typed_parquet_from_pandas_reads_like_its_csv(conn, inbox):
+    """What pandas' to_parquet writes: a date column as timestamps at midnight, an integer column
+    with a blank as float64, amounts as float64. Each value is read as the text a CSV cell would
+    hold (2024-03-01, 10, 100); a date with a time of day is still a bad date, and a fractional
+    score a bad integer."""
+    midnight = [datetime(2024, 3, 1), datetime(2024, 3, 2, 13, 0)]
+    for feed in ("orders", "survey_responses"):
+        (inbox / feed).mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({
+        "order_id": ["O1", "O2"], "customer_id": ["K1", "K1"],
+        "order_date": pa.array(midnight, pa.timestamp("us")), "status": ["open", "open"],
+        "list_amount": pa.array([110.0, 20.5], pa.float64()), "net_amount": pa.array([100.0, 20.0], pa.float64()),
+        "updated_at": [TS, TS]}), inbox / "orders" / "part-0001.parquet")
+    pq.write_table(pa.table({
+        "response_id": ["R1", "R2", "R3"], "customer_id": ["K1", "K1", "K1"], "survey_id": ["w1"] * 3,
+        "submitted_at": [TS] * 3, "nps_score": pa.array([10.0, None, 7.5], pa.float64()),
+        "updated_at": [TS] * 3}), inbox / "survey_responses" / "part-0001.parquet")
+    ingest_inbox(conn, inbox, "run-1", reject_threshold=1.0)
+    assert fetch(conn, "select count(*) from quarantine.files") == [(0,)]
+    assert fetch(conn, "select order_id, order_date, list_amount, net_amount from raw.orders") == [
+        ("O1", "2024-03-01", "110", "100")]
+    assert fetch(conn, "select order_id, order_date, _reason from quarantine.orders") == [
+        ("O2", "2024-03-02 13:00:00", "bad_date:order_date")]
+    assert fetch(conn, "select response_id, nps_score from raw.survey_responses order by 1") == [
+        ("R1", "10"), ("R2", None)]
+    assert fetch(conn, "select response_id, _reason from quarantine.survey_responses") == [
+        ("R3", "bad_integer:nps_score")]
 
 
 def test_columns_with_the_same_normalised_name_quarantine_the_file(conn, inbox):

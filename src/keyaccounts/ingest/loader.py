@@ -258,7 +258,7 @@ def _stage_content(stage, target, staged: _StagedFile, content: readers.FileCont
     staged.temp_table = f"ingest_stage_{n}"
     create = f"create or replace temp table {staged.temp_table} as select *, {reason_expression(feed)} as _reason from"
     if content.parquet is not None:
-        scan, params = readers.scan_parquet_sql(content, feed.column_names)
+        scan, params = readers.scan_parquet_sql(content, {c.name: c.kind for c in feed.columns})
         try:
             stage.execute(f"{create} ({scan}) as incoming", params)
         except duckdb.Error as exc:  # a damaged page deep in the file: the file as a whole

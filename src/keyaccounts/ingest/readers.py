@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,6 +47,7 @@ class FileContent:
     # file of millions of rows costs no Python objects per value
     parquet: Path | None = None
     columns: dict[str, str] | None = None  # header name (normalised) -> the file's own column name
+    types: dict[str, pa.DataType] | None = None  # Parquet: header name (normalised) -> its Arrow type
 
 
 def is_candidate(path: Path) -> bool:
@@ -187,7 +189,11 @@ def _json_value_text(value) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, _Number):
-        return _plain_number(value)
+        # 9.0 is the integer 9 (JSON has one number type; pandas writes an integer column with a
+        # blank as floats): as a CSV cell would hold it, so an integer column takes it
+        text = _plain_number(value)
+        whole = re.fullmatch(r"(-?[0-9]+)\.0+", text)
+        return whole.group(1) if whole else text
     if isinstance(value, str):
         return str(value)
     return _nested_json(value)
@@ -252,23 +258,39 @@ def open_parquet(path: Path) -> FileContent:
     """Read a Parquet file's schema only (a file without a valid footer fails here). The names
     come from the file itself: DuckDB would rename a second `customer_id` to `customer_id_1`."""
     try:
-        names = pq.read_schema(path).names
+        schema = pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableFile("unreadable", str(exc).splitlines()[0]) from None
-    columns = dict(zip(_header(names), names))
-    return FileContent(list(columns), [], [], parquet=path, columns=columns)
+    header = _header(schema.names)
+    columns = dict(zip(header, schema.names))
+    return FileContent(list(columns), [], [], parquet=path, columns=columns, types=dict(zip(header, schema.types)))
 
 
-def scan_parquet_sql(content: FileContent, wanted: tuple[str, ...]) -> tuple[str, list]:
-    """SQL (and its parameter) giving the file's rows as the contract's text columns, with
-    `_line` (the row's number in the file, from 1) and `_extra_fields` (false): the same
-    shape as the other readers, computed by DuckDB."""
+def _parquet_text(column: str, arrow_type: pa.DataType | None, kind: str) -> str:
+    """A typed Parquet value as the text a CSV cell would hold, so the contract checks read every
+    format alike. pandas writes an integer column with a blank as float64 (10.0) and a date as a
+    timestamp at midnight (2024-01-10 00:00:00): those become 10 and 2024-01-10. Anything else is
+    DuckDB's own text of the value, checked like any cell (a date with a time of day stays bad_date)."""
+    if arrow_type is not None and pa.types.is_floating(arrow_type):
+        return (f"case when isfinite({column}) and {column} = trunc({column}) and abs({column}) < 1e15 "
+                f"then cast(cast({column} as bigint) as varchar) else cast({column} as varchar) end")
+    if arrow_type is not None and kind == "date" and pa.types.is_timestamp(arrow_type) and arrow_type.tz is None:
+        return (f"case when {column} = date_trunc('day', {column}) then strftime({column}, '%Y-%m-%d') "
+                f"else cast({column} as varchar) end")
+    return f"cast({column} as varchar)"
+
+
+def scan_parquet_sql(content: FileContent, kinds: dict[str, str]) -> tuple[str, list]:
+    """SQL (and its parameter) giving the file's rows as the contract's text columns (`kinds`: each
+    contract column's kind, in order), with `_line` (the row's number in the file, from 1) and
+    `_extra_fields` (false): the same shape as the other readers, computed by DuckDB."""
     from keyaccounts.warehouse import quote_ident
 
+    types = content.types or {}
     select = ", ".join(
-        f"cast({quote_ident(content.columns[c])} as varchar) as {quote_ident(c)}" if c in content.columns
-        else f"cast(null as varchar) as {quote_ident(c)}"
-        for c in wanted
+        f"{_parquet_text(quote_ident(content.columns[c]), types.get(c), kind)} as {quote_ident(c)}"
+        if c in content.columns else f"cast(null as varchar) as {quote_ident(c)}"
+        for c, kind in kinds.items()
     )
     return (f"select {select}, file_row_number + 1 as _line, false as _extra_fields "
             f"from read_parquet(?, file_row_number = true)", [str(content.parquet)])
