@@ -42,7 +42,10 @@ def test_missing_rate_is_held_back_then_retried(tmp_path):
         """,
     })
     wh = tmp_path / "wh.duckdb"
-    run(inbox, wh, "2024-04")
+    first = run(inbox, wh, "2024-04")
+    # the run reports them per feed and reason (the CLI prints them beside the ingest table)
+    assert first.held_back == {"orders": {"missing_fx_rate": 1}, "invoices": {"missing_fx_rate": 1},
+                               "payments": {"currency_mismatch": 1}}
     held = {(r["feed"], r["record_id"], r["reason"], r["row_month"]) for r in rows(wh, "select * from quarantine.held_back")}
     assert held == {("orders", "OE", "missing_fx_rate", "2024-03"), ("invoices", "IE", "missing_fx_rate", "2024-03"),
                     ("payments", "PX", "currency_mismatch", "2024-04")}
@@ -58,7 +61,7 @@ def test_missing_rate_is_held_back_then_retried(tmp_path):
         currency,month,rate_to_reporting
         EUR,2024-03,7.5
     """})
-    run(inbox, wh, "2024-04")
+    assert run(inbox, wh, "2024-04").held_back == {"payments": {"currency_mismatch": 1}}
     e1 = one(wh, "select revenue_12m from marts.customer_sales_monthly where customer_id = 'E1' and eval_month = '2024-04'")
     assert e1["revenue_12m"] == D("750")  # 100 EUR * 7.5, retried without re-delivering the order
     assert {r["record_id"] for r in rows(wh, "select * from quarantine.held_back")} == {"PX"}

@@ -123,6 +123,11 @@ def cmd_run(args) -> int:
                     full_refresh=args.full_refresh)
     result = run_pipeline(cfg)
     _print_ingest(result.ingest)
+    for feed, reasons in result.held_back.items():
+        # loaded rows the build cannot count yet (sources.md: held back, retried on later runs); the
+        # ingest table's "quarantined" are the rows refused at the door
+        print(f"held back by the build, listed in quarantine.{feed} and retried on later runs: "
+              + ", ".join(f"{n} {reason}" for reason, n in reasons.items()), file=sys.stderr)
     pub = cfg.last_publish
     if result.up_to_date_with is not None:
         print(f"{cfg.through} was already published (version {pub.version}) by run {result.up_to_date_with.run_id}, "

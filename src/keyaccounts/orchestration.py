@@ -217,8 +217,9 @@ def ingest(settings: dict, run_id: str) -> dict:
     return {feed: vars(stats) for feed, stats in result.feeds.items()}
 
 
-def held_back(settings: dict) -> int:
-    """List the rows the build held back in their feeds' quarantine tables."""
+def held_back(settings: dict) -> dict:
+    """List the rows the build held back in their feeds' quarantine tables; how many, per feed and
+    reason."""
     from keyaccounts.pipeline import held_back_task
 
     return _run_task(held_back_task, config_from_settings(settings))
@@ -313,7 +314,7 @@ def held_back_task(run_settings):
     from airflow.sdk import task
 
     @task(task_id="list_held_back", pool=DUCKDB_POOL)
-    def list_held_back(s: dict) -> int:
+    def list_held_back(s: dict) -> dict:
         return held_back(s)
 
     return list_held_back(run_settings)

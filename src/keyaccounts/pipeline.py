@@ -66,6 +66,8 @@ class RunResult:
     exports: list[Path] = field(default_factory=list)
     # set when nothing changed since that completed run: no build, no checks, no publish
     up_to_date_with: up_to_date.LastRun | None = None
+    # rows the build held back (loaded, but not counted yet), per feed and reason
+    held_back: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def ingest_task(cfg: RunConfig, run_id: str) -> IngestResult:
@@ -99,9 +101,10 @@ def transform_task(cfg: RunConfig) -> None:
             extra=["--full-refresh"] if cfg.full_refresh else None, threads=threads)
 
 
-def held_back_task(cfg: RunConfig) -> int:
+def held_back_task(cfg: RunConfig) -> dict[str, dict[str, int]]:
     """After the build: list the rows it held back (missing rate, currency mismatch, ...) in
-    their feeds' quarantine tables (ingest.held_back); returns how many there are."""
+    their feeds' quarantine tables (ingest.held_back); returns how many there are, per feed and
+    reason."""
     with connection(cfg.warehouse) as conn:
         return record_held_back(conn)
 
@@ -175,7 +178,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
             result.exports = last.exports
             return result
         transform_task(cfg)
-        held_back_task(cfg)
+        result.held_back = held_back_task(cfg)
         result.checks = check_task(cfg)
         result.exports = publish_task(cfg, run_id)
         with connection(cfg.warehouse) as conn:

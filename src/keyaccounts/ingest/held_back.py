@@ -18,31 +18,32 @@ from keyaccounts.warehouse import quote_ident
 HELD_BACK_RUN_ID = "held_back"
 
 
-def record_held_back(conn) -> int:
-    """Replace the held-back rows of each feed's quarantine table; returns how many there are.
-    Does nothing before the first build (no `quarantine.held_back` yet)."""
+def record_held_back(conn) -> dict[str, dict[str, int]]:
+    """Replace the held-back rows of each feed's quarantine table; returns how many there are, per
+    feed and reason (the run's report). Does nothing before the first build (no
+    `quarantine.held_back` yet)."""
     exists = conn.execute(
         "select count(*) from information_schema.tables where table_schema = 'quarantine' "
         "and table_name = 'held_back'").fetchone()[0]
     if not exists:
-        return 0
+        return {}
     # the feeds come from the model, so a new kind of hold in held_back.sql is listed too
     feeds = [f for (f,) in conn.execute("select distinct feed from quarantine.held_back").fetchall() if f in FEEDS]
-    total = 0
+    counts: dict[str, dict[str, int]] = {}
     conn.execute("begin transaction")  # readers see the old list or the new one, never neither
     try:
         for name in FEEDS:
             conn.execute(f"delete from quarantine.{name} where _run_id = ?", [HELD_BACK_RUN_ID])
         for name in feeds:
-            total += _copy_feed(conn, name)
+            counts[name] = _copy_feed(conn, name)
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
         raise
-    return total
+    return {name: by_reason for name, by_reason in counts.items() if by_reason}
 
 
-def _copy_feed(conn, name: str) -> int:
+def _copy_feed(conn, name: str) -> dict[str, int]:
     cols = ", ".join(f"r.{quote_ident(c)}" for c in FEEDS[name].column_names)
     # (source_file_seq, source_line) is the raw row's (_file_seq, _line): unique in raw
     conn.execute(
@@ -51,5 +52,5 @@ def _copy_feed(conn, name: str) -> int:
         f"from raw.{name} as r inner join quarantine.held_back as h "
         "on h.feed = ? and h.source_file_seq = r._file_seq and h.source_line = r._line",
         [HELD_BACK_RUN_ID, name])
-    return conn.execute(f"select count(*) from quarantine.{name} where _run_id = ?",
-                        [HELD_BACK_RUN_ID]).fetchone()[0]
+    return dict(conn.execute(f"select _reason, count(*) from quarantine.{name} where _run_id = ? "
+                             "group by _reason order by _reason", [HELD_BACK_RUN_ID]).fetchall())
