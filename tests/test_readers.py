@@ -66,13 +66,22 @@ def write(inbox: Path, rel: str, data: bytes | str) -> None:
 # --------------------------------------------------------------------------- 1. GBK detection
 
 
-@pytest.mark.parametrize("name", ["小米科技", "小米公司", "华为技术有限公司", "北京", "上海", "腾讯"])
+@pytest.mark.parametrize("name", ["小米科技", "小米公司", "华为技术有限公司", "北京", "上海", "腾讯",
+                                  # every byte pair valid two-byte UTF-8 too: 医院 = D2 BD D4 BA reads as ҽԺ
+                                  "医院", "煤炭实业"])
 def test_short_gbk_file_is_read_as_gb18030(name):
     """sources.md 'Two kinds of source': a Chinese Excel export (GBK) of one row is detected,
     even when its byte pairs happen to be valid two-byte UTF-8 (小米: D0 A1 = U+0421)."""
     content = read_csv_bytes(f"customer_id,customer_name\r\nK1,{name}\r\n".encode("gbk"))
     assert content.encoding == "gb18030"
     assert (content.header, content.rows, content.lines) == (["customer_id", "customer_name"], [["K1", name]], [2])
+
+
+@pytest.mark.parametrize("name", ["Müller", "Łódź", "Газпром", "Société Générale", "Zoë Ångström", "Αθήνα"])
+def test_utf8_names_of_one_script_stay_utf8(name):
+    """The GBK test for strictly valid UTF-8 looks for words that mix scripts; real names keep one."""
+    content = read_csv_bytes(f"customer_id,customer_name\nK1,{name}\nK2,{name} GmbH\n".encode("utf-8"))
+    assert content.encoding == "utf-8-sig" and content.rows == [["K1", name], ["K2", f"{name} GmbH"]]
 
 
 def test_short_gbk_customers_file_loads(conn, inbox):

@@ -8,6 +8,7 @@ cannot be read as a whole raises `UnreadableFile` with a reason code of
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import io
@@ -69,11 +70,39 @@ def _header(names: list[str], where: str = "the header") -> list[str]:
     return header
 
 
+# Unicode blocks of the two-byte UTF-8 range (U+0080..U+07FF), for _gbk_in_utf8: Latin (Latin-1 and
+# Latin Extended: Łódź is one script), IPA, spacing modifiers, combining marks, Greek, Cyrillic,
+# Armenian, Hebrew, Arabic, Syriac and the rest
+_TWO_BYTE_BLOCKS = (0x0250, 0x02B0, 0x0300, 0x0370, 0x0400, 0x0530, 0x0590, 0x0600, 0x0700)
+_TWO_BYTE_RUN = re.compile("[\u0080-\u07ff]{2,}")
+
+
+def _gbk_in_utf8(data: bytes, text: str) -> bool:
+    """Strictly valid UTF-8 that is GBK: when every Chinese character of a short GBK file has a lead
+    byte C2..DF and a trail byte 80..BF (医院 is D2 BD D4 BA), its bytes are also valid two-byte UTF-8,
+    and read so they give a string of letters from unrelated scripts (ҽԺ: Cyrillic, Armenian). Real
+    text keeps one script within a word (Müller, Łódź, Газпром). So: no BOM, no three-byte character,
+    most non-ASCII letters in runs that mix scripts, and all of them Chinese when read as GB18030."""
+    if data.startswith(b"\xef\xbb\xbf") or re.search(b"[\xe0-\xff]", data):
+        return False
+    runs = [m.group() for m in _TWO_BYTE_RUN.finditer(text)]
+    mixed = sum(len(r) for r in runs if len({bisect.bisect(_TWO_BYTE_BLOCKS, ord(ch)) for ch in r}) > 1)
+    if not mixed or 2 * mixed < sum(len(r) for r in runs):
+        return False
+    try:
+        chinese = data.decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    return all(0x3400 <= ord(ch) <= 0x9FFF for ch in chinese if ord(ch) >= 0x80)
+
+
 def _decode(data: bytes) -> tuple[str, str]:
     try:
-        return data.decode("utf-8-sig"), "utf-8-sig"
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
+    else:
+        return (data.decode("gb18030"), "gb18030") if _gbk_in_utf8(data, text) else (text, "utf-8-sig")
     # Mostly valid UTF-8 with a few bad sequences is a damaged (or mixed) UTF-8 file: read as
     # GB18030 it would decode "successfully" into garbage, so refuse it instead. 3-byte characters
     # (U+0800 and up: Chinese in UTF-8) are evidence of UTF-8; GBK byte pairs often form valid 2-byte
