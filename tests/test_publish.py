@@ -68,6 +68,13 @@ def test_identical_rerun_adds_no_row_to_published_tiers(example_wh):
 def test_restatement_appends_a_version_and_the_per_customer_diff(example_wh):
     inbox, wh = example_wh
     run(inbox, wh, "2024-06")
+    exports = wh.parent / "exports"
+
+    def report_and_managers() -> dict[str, bytes]:
+        files = [exports / "report_2024-06.html", *sorted((exports / "managers" / "2024-06").iterdir())]
+        return {p.name: p.read_bytes() for p in files}
+
+    published = report_and_managers()
     # a late delivery: K6 gets a completed order of 2,000,000 in June 2024
     write_inbox(inbox, {"orders/part-0003.csv": f"""
         order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
@@ -78,12 +85,17 @@ def test_restatement_appends_a_version_and_the_per_customer_diff(example_wh):
 
     run_pipeline(cfg)
     assert cfg.last_publish.action == "unchanged" and cfg.last_publish.differs_from_record == 6
+    # outputs.md: what was published is never rewritten in place: the report and the managers' files
+    # are built around the record from the marts, which now hold the rebuilt month, so they are kept
+    assert report_and_managers() == published
     v1 = rows(wh, "select * exclude (published_at, run_id) from marts.published_tiers where eval_month = '2024-06' "
                   "order by customer_id")
     restate = RunConfig(inbox=inbox, warehouse=wh, through="2024-06", restate=True,
                         restate_reason="late ERP delivery", restated_by="财务总监")
     run_pipeline(restate)
     assert restate.last_publish.action == "restated" and restate.last_publish.version == 2
+    restated = report_and_managers()
+    assert restated["report_2024-06.html"] != published["report_2024-06.html"]  # the restated month's
     # version 1 is kept as it was
     assert rows(wh, "select * exclude (published_at, run_id) from marts.published_tiers "
                     "where eval_month = '2024-06' and version = 1 order by customer_id") == v1

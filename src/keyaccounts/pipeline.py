@@ -16,7 +16,7 @@ from keyaccounts.ingest.coverage import check_month_can_be_evaluated
 from keyaccounts.ingest.held_back import record_held_back
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
 from keyaccounts.ingest.sql_source import SqlSource
-from keyaccounts.publish.exports import export_month
+from keyaccounts.publish.exports import export_month, report_files_of_version
 from keyaccounts.publish.managers import export_managers
 from keyaccounts.publish import up_to_date, wap
 from keyaccounts.publish.bi_copy import stage_bi_copy
@@ -131,9 +131,15 @@ def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
         def write_files(result: wap.PublishResult) -> None:
             checkpoint("publish")
             up_to_date.clear(conn)  # until run_pipeline records this run as complete
+            kept = None
+            if result.action == "unchanged":  # checked before export_month rewrites the Parquet
+                kept = report_files_of_version(cfg.exports_dir, cfg.through, result.version)
             paths.extend(export_month(conn, cfg.through, cfg.exports_dir, pending))
-            paths.append(export_managers(conn, cfg.through, cfg.exports_dir, pending))
-            paths.append(build_report(conn, cfg.through, cfg.exports_dir, pending))
+            if kept is not None:
+                paths.extend(kept)
+            else:
+                paths.append(export_managers(conn, cfg.through, cfg.exports_dir, pending))
+                paths.append(build_report(conn, cfg.through, cfg.exports_dir, pending))
             checkpoint("exports")
             if not cfg.on_postgres:  # on PostgreSQL, BI reads the marts through its read-only role
                 stage_bi_copy(conn, cfg.warehouse, run_id, pending)

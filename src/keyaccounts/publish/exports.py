@@ -44,3 +44,20 @@ def export_month(conn, month: str, out_dir: Path, pending: PendingFiles | None =
         for row in table.to_pylist():
             writer.writerow(["" if v is None else neutralise_cell(v) for v in row.values()])
     return [csv_path, parquet_path]
+
+
+def report_files_of_version(out_dir: Path, month: str, version: int) -> list[Path] | None:
+    """The month's manager files and report as a publish of `version` left them, if they are all in
+    place (the Parquet export says which version the files come from); else None. A re-run of a
+    published month that restates nothing keeps them: they are built from the marts around the
+    record, and the marts may now hold the rebuilt month (outputs.md: what was published is never
+    rewritten in place)."""
+    parquet, managers, report = (out_dir / f"tiers_{month}.parquet", out_dir / "managers" / month,
+                                 out_dir / f"report_{month}.html")
+    if not (parquet.is_file() and managers.is_dir() and report.is_file()):
+        return None
+    try:
+        versions = set(pq.read_table(parquet, columns=["version"]).column("version").to_pylist())
+    except Exception:  # noqa: BLE001 - an unreadable or foreign file: written again
+        return None
+    return [managers, report] if versions == {version} else None
