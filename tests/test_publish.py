@@ -96,6 +96,13 @@ def test_restatement_appends_a_version_and_the_per_customer_diff(example_wh):
     assert restate.last_publish.action == "restated" and restate.last_publish.version == 2
     restated = report_and_managers()
     assert restated["report_2024-06.html"] != published["report_2024-06.html"]  # the restated month's
+    assert "版本 version 2 ·" in restated["report_2024-06.html"].decode("utf-8")
+    # a report of another version (a run killed before renaming it into place) is written again
+    (exports / "report_2024-06.html").write_bytes(published["report_2024-06.html"])
+    again = RunConfig(inbox=inbox, warehouse=wh, through="2024-06", full_refresh=True)
+    run_pipeline(again)
+    assert again.last_publish.action == "unchanged"
+    assert (exports / "report_2024-06.html").read_bytes() == restated["report_2024-06.html"]
     # version 1 is kept as it was
     assert rows(wh, "select * exclude (published_at, run_id) from marts.published_tiers "
                     "where eval_month = '2024-06' and version = 1 order by customer_id") == v1

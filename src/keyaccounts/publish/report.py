@@ -30,6 +30,12 @@ def _table(df, columns: list[str], headers: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def version_line(version) -> str:
+    """How the report begins its line naming the published version it shows (also how a re-run
+    recognises a report of the current version: publish.exports.report_files_of_version)."""
+    return f"<p>版本 version {version} ·"
+
+
 def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None = None) -> Path:
     """Write report_<month>.html (with `pending`: under a temporary name until the commit)."""
     if pending is None:
@@ -102,7 +108,7 @@ table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ddd;pa
 th{{background:#f4f4f4}} .empty{{color:#888}}</style></head>
 <body>
 <h1>大客户分级报告 · Key-account tiers {html.escape(month)}</h1>
-<p>版本 version {int(tiers['version'].max()) if not tiers.empty else '-'} · 客户 customers {len(tiers)} · {mix}</p>
+{version_line(int(tiers['version'].max()) if not tiers.empty else '-')} 客户 customers {len(tiers)} · {mix}</p>
 {charts}
 <h2>等级变动 Top movers</h2>
 {_table(movers.head(30), ['customer_id', 'customer_name', 'previous_tier', 'tier', 'tier_change', 'reason'],
