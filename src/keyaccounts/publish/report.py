@@ -43,14 +43,19 @@ def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None =
     import plotly.graph_objects as go
     from plotly.offline import get_plotlyjs
 
+    # every query ordered in full: the charts embed the rows in their order, and a month's report is
+    # the same file every time (DuckDB returns unordered rows in any order)
     tiers = _df(conn, "select * from marts.published_tiers where eval_month = ? and version = "
-                      "(select max(version) from marts.published_tiers where eval_month = ?)", [month, month])
+                      "(select max(version) from marts.published_tiers where eval_month = ?) order by customer_id",
+                [month, month])
     summary = _df(conn, "select * from marts.tier_summary_monthly where eval_month <= ? order by eval_month, tier",
                   [month])
-    migration = _df(conn, "select * from marts.tier_migration_monthly where eval_month = ?", [month])
+    migration = _df(conn, "select * from marts.tier_migration_monthly where eval_month = ? order by from_tier, to_tier",
+                    [month])
     receivables = _df(conn, "select t.tier, r.collection_rate_12m from marts.customer_receivables_monthly r "
                             "join marts.customer_tier_monthly t using (customer_id, eval_month) "
-                            "where eval_month = ? and r.collection_rate_12m is not null", [month])
+                            "where eval_month = ? and r.collection_rate_12m is not null order by t.tier, customer_id",
+                            [month])
     layout = dict(font=dict(family=FONT), margin=dict(l=50, r=20, t=60, b=40), height=380)
     figures = []
 
