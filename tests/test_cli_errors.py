@@ -246,28 +246,26 @@ def test_a_warehouse_past_a_million_rows_builds_one_model_at_a_time(tmp_path, mo
     """docs/benchmarks.md (session 9): DuckDB's memory limit (5GB unless set) is shared by the models
     dbt builds side by side, so once a raw feed passes LARGE_FEED_ROWS rows dbt builds one at a time;
     KEYACCOUNTS_THREADS, when set, wins."""
-    import duckdb
-
     from keyaccounts.transform.dbt import LARGE_FEED_ROWS, dbt_env, models_at_once
-    from keyaccounts.warehouse import connect
+    from keyaccounts.warehouse import connection
 
     monkeypatch.delenv("KEYACCOUNTS_THREADS", raising=False)
     monkeypatch.delenv("KEYACCOUNTS_DUCKDB_MEMORY_LIMIT", raising=False)
-    conn = connect(tmp_path / "wh.duckdb")
-    try:
+    wh = tmp_path / "wh.duckdb"
+    with connection(wh) as conn:
         assert conn.execute("select current_setting('memory_limit')").fetchone()[0] == "4.6 GiB"  # 5 GB
         conn.execute("create schema raw")
         conn.execute("create table raw.customers as select range as id from range(10)")
         conn.execute("create table raw.orders as select range as id from range(?)", [LARGE_FEED_ROWS])
-        assert models_at_once(conn) is None  # at the threshold: profiles.yml's two
+    assert models_at_once(wh) is None  # at the threshold: profiles.yml's two
+    with connection(wh) as conn:
         conn.execute("insert into raw.orders values (-1)")
-        assert models_at_once(conn) == 1
-        monkeypatch.setenv("KEYACCOUNTS_THREADS", "2")
-        assert models_at_once(conn) is None
-    finally:
-        conn.close()
+    assert models_at_once(wh) == 1
+    monkeypatch.setenv("KEYACCOUNTS_THREADS", "2")
+    assert models_at_once(wh) is None
     monkeypatch.delenv("KEYACCOUNTS_THREADS")
-    assert models_at_once(duckdb.connect()) is None  # no raw schema yet
+    assert models_at_once(tmp_path / "empty.duckdb") is None  # no raw schema yet
+    assert models_at_once("postgresql://postgres@127.0.0.1:5432/postgres") is None  # never opened
     assert dbt_env(tmp_path / "wh.duckdb", tmp_path, threads=1)["KEYACCOUNTS_THREADS"] == "1"
     assert "KEYACCOUNTS_THREADS" not in dbt_env(tmp_path / "wh.duckdb", tmp_path)
 

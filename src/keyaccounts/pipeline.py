@@ -93,12 +93,8 @@ def dbt_vars_for(cfg: RunConfig) -> dict:
 def transform_task(cfg: RunConfig) -> None:
     """Build and test every dbt model (dbt build)."""
     checkpoint("dbt")
-    threads = None
-    if not cfg.on_postgres:
-        with connection(cfg.warehouse) as conn:
-            threads = models_at_once(conn)
     run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg),
-            extra=["--full-refresh"] if cfg.full_refresh else None, threads=threads)
+            extra=["--full-refresh"] if cfg.full_refresh else None, threads=models_at_once(cfg.warehouse))
 
 
 def held_back_task(cfg: RunConfig) -> dict[str, dict[str, int]]:

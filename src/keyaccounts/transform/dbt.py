@@ -8,11 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import duckdb
-
 from keyaccounts.config import DBT_PROJECT_DIR
 from keyaccounts.errors import BuildFailed, WarehouseLocked
-from keyaccounts.warehouse import DUCKDB_FILE_LOCK, duckdb_settings, is_postgres, pg_params, release_dbt_handle
+from keyaccounts.warehouse import (DUCKDB_FILE_LOCK, connection, duckdb_settings, is_postgres, pg_params,
+                                   release_dbt_handle)
 
 
 @contextmanager
@@ -49,14 +48,15 @@ def warehouse_env(warehouse: Path | str) -> dict[str, str]:
 LARGE_FEED_ROWS = 1_000_000
 
 
-def models_at_once(conn) -> int | None:
-    """How many models dbt builds side by side (dbt's `threads`): KEYACCOUNTS_THREADS when set,
-    else 1 on a DuckDB warehouse whose largest raw feed holds more than LARGE_FEED_ROWS rows;
-    None leaves profiles.yml's default (2)."""
-    if os.environ.get("KEYACCOUNTS_THREADS") or not isinstance(conn, duckdb.DuckDBPyConnection):
+def models_at_once(warehouse: Path | str) -> int | None:
+    """How many models dbt builds side by side (dbt's `threads`): 1 on a DuckDB warehouse whose
+    largest raw feed holds more than LARGE_FEED_ROWS rows; None leaves it to KEYACCOUNTS_THREADS
+    when set, else to profiles.yml's default (2), and always on PostgreSQL."""
+    if os.environ.get("KEYACCOUNTS_THREADS") or is_postgres(warehouse):
         return None
-    # the row counts DuckDB keeps in its catalog: no scan
-    largest = conn.execute("select max(estimated_size) from duckdb_tables() where schema_name = 'raw'").fetchone()[0]
+    with connection(warehouse) as conn:
+        # the row counts DuckDB keeps in its catalog: no scan
+        largest = conn.execute("select max(estimated_size) from duckdb_tables() where schema_name = 'raw'").fetchone()[0]
     return 1 if (largest or 0) > LARGE_FEED_ROWS else None
 
 
