@@ -68,7 +68,9 @@ def write(inbox: Path, rel: str, data: bytes | str) -> None:
 
 @pytest.mark.parametrize("name", ["小米科技", "小米公司", "华为技术有限公司", "北京", "上海", "腾讯",
                                   # every byte pair valid two-byte UTF-8 too: 医院 = D2 BD D4 BA reads as ҽԺ
-                                  "医院", "煤炭实业"])
+                                  "医院", "煤炭实业",
+                                  # pairs that read as Latin letters and symbols: 陆平 = C2 BD C6 BD reads as ½ƽ
+                                  "陆平", "钱强", "卢梅", "莫强", "鲁平", "欧陆"])
 def test_short_gbk_file_is_read_as_gb18030(name):
     """sources.md 'Two kinds of source': a Chinese Excel export (GBK) of one row is detected,
     even when its byte pairs happen to be valid two-byte UTF-8 (小米: D0 A1 = U+0421)."""
@@ -77,7 +79,8 @@ def test_short_gbk_file_is_read_as_gb18030(name):
     assert (content.header, content.rows, content.lines) == (["customer_id", "customer_name"], [["K1", name]], [2])
 
 
-@pytest.mark.parametrize("name", ["Müller", "Łódź", "Газпром", "Société Générale", "Zoë Ångström", "Αθήνα"])
+@pytest.mark.parametrize("name", ["Müller", "Łódź", "Газпром", "Société Générale", "Zoë Ångström", "Αθήνα",
+                                  "«Газпром»", "łóżko", "Lǚ Wěi", "Straße", "São Paulo", "Ærø", "25°±2"])
 def test_utf8_names_of_one_script_stay_utf8(name):
     """The GBK test for strictly valid UTF-8 looks for words that mix scripts; real names keep one."""
     content = read_csv_bytes(f"customer_id,customer_name\nK1,{name}\nK2,{name} GmbH\n".encode("utf-8"))
@@ -288,8 +291,16 @@ def test_typed_parquet_from_pandas_reads_like_its_csv(conn, inbox):
         "response_id": ["R1", "R2", "R3"], "customer_id": ["K1", "K1", "K1"], "survey_id": ["w1"] * 3,
         "submitted_at": [TS] * 3, "nps_score": pa.array([10.0, None, 7.5], pa.float64()),
         "updated_at": [TS] * 3}), inbox / "survey_responses" / "part-0001.parquet")
+    # a float below 1e-4, which DuckDB's text of a double writes with an exponent: 1 LBP in CNY
+    (inbox / "fx_rates").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"currency": ["LBP", "VND"], "month": ["2024-03", "2024-03"],
+                             "rate_to_reporting": pa.array([0.0000803, 0.000285], pa.float64())}),
+                   inbox / "fx_rates" / "part-0001.parquet")
     ingest_inbox(conn, inbox, "run-1", reject_threshold=1.0)
     assert fetch(conn, "select count(*) from quarantine.files") == [(0,)]
+    assert fetch(conn, "select currency, rate_to_reporting from raw.fx_rates order by 1") == [
+        ("LBP", "0.0000803"), ("VND", "0.000285")]
+    assert fetch(conn, "select count(*) from quarantine.fx_rates") == [(0,)]
     assert fetch(conn, "select order_id, order_date, list_amount, net_amount from raw.orders") == [
         ("O1", "2024-03-01", "110", "100")]
     assert fetch(conn, "select order_id, order_date, _reason from quarantine.orders") == [

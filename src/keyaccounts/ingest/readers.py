@@ -75,19 +75,46 @@ def _header(names: list[str], where: str = "the header") -> list[str]:
 # Armenian, Hebrew, Arabic, Syriac and the rest
 _TWO_BYTE_BLOCKS = (0x0250, 0x02B0, 0x0300, 0x0370, 0x0400, 0x0530, 0x0590, 0x0600, 0x0700)
 _TWO_BYTE_RUN = re.compile("[\u0080-\u07ff]{2,}")
+# Latin-1 punctuation and symbols (« » ° ½ ×): they stand beside words, not inside them
+_SYMBOLS = frozenset(map(chr, [*range(0xA0, 0xC0), 0xD7, 0xF7]))
+
+
+def _garbled_run(text: str, start: int, end: int) -> bool:
+    """Whether a run of two-byte characters reads like GBK bytes taken as UTF-8 rather than a word:
+    a C1 control (never in text), symbols alone unless a number stands beside them (卢梅 -> ¬÷, but
+    25°±2), a symbol between letters, letters of unrelated scripts (医院 -> ҽԺ), or a word of
+    accented Latin letters only (陆平 -> ½ƽ, 钱强 -> Ǯǿ; real words hold plain letters beside their
+    accented ones: Łódź, Müller). Symbols at the ends are trimmed first: «Газпром» is one word."""
+    if any(ch < "\u00a0" for ch in text[start:end]):
+        return True
+    around = text[start - 1:start] + text[end:end + 1]
+    while start < end and text[start] in _SYMBOLS:
+        start += 1
+    while end > start and text[end - 1] in _SYMBOLS:
+        end -= 1
+    core = text[start:end]
+    if not core:
+        return not any(ch.isascii() and ch.isdigit() for ch in around)
+    if any(ch in _SYMBOLS for ch in core):
+        return True
+    if len({bisect.bisect(_TWO_BYTE_BLOCKS, ord(ch)) for ch in core}) > 1:
+        return True
+    if ord(max(core)) >= _TWO_BYTE_BLOCKS[0]:  # one non-Latin script: Газпром, Αθήνα
+        return False
+    beside = text[start - 1:start] + text[end:end + 1]
+    return not any(ch.isascii() and ch.isalpha() for ch in beside)
 
 
 def _gbk_in_utf8(data: bytes, text: str) -> bool:
     """Strictly valid UTF-8 that is GBK: when every Chinese character of a short GBK file has a lead
     byte C2..DF and a trail byte 80..BF (医院 is D2 BD D4 BA), its bytes are also valid two-byte UTF-8,
-    and read so they give a string of letters from unrelated scripts (ҽԺ: Cyrillic, Armenian). Real
-    text keeps one script within a word (Müller, Łódź, Газпром). So: no BOM, no three-byte character,
-    most non-ASCII letters in runs that mix scripts, and all of them Chinese when read as GB18030."""
+    and read so they give runs of characters no text holds (_garbled_run). So: no BOM, no three-byte
+    character, most non-ASCII characters in such runs, and all of them Chinese when read as GB18030."""
     if data.startswith(b"\xef\xbb\xbf") or re.search(b"[\xe0-\xff]", data):
         return False
-    runs = [m.group() for m in _TWO_BYTE_RUN.finditer(text)]
-    mixed = sum(len(r) for r in runs if len({bisect.bisect(_TWO_BYTE_BLOCKS, ord(ch)) for ch in r}) > 1)
-    if not mixed or 2 * mixed < sum(len(r) for r in runs):
+    runs = list(_TWO_BYTE_RUN.finditer(text))
+    garbled = sum(m.end() - m.start() for m in runs if _garbled_run(text, m.start(), m.end()))
+    if not garbled or 2 * garbled < sum(m.end() - m.start() for m in runs):
         return False
     try:
         chinese = data.decode("gb18030")
@@ -299,10 +326,17 @@ def _parquet_text(column: str, arrow_type: pa.DataType | None, kind: str) -> str
     """A typed Parquet value as the text a CSV cell would hold, so the contract checks read every
     format alike. pandas writes an integer column with a blank as float64 (10.0) and a date as a
     timestamp at midnight (2024-01-10 00:00:00): those become 10 and 2024-01-10. Anything else is
-    DuckDB's own text of the value, checked like any cell (a date with a time of day stays bad_date)."""
+    DuckDB's own text of the value, checked like any cell (a date with a time of day stays bad_date).
+    DuckDB writes a float below 1e-4 with an exponent (8.03e-05, a rate of the Lebanese pound): such a
+    value is written out plainly (0.0000803), as a CSV cell holds it."""
     if arrow_type is not None and pa.types.is_floating(arrow_type):
-        return (f"case when isfinite({column}) and {column} = trunc({column}) and abs({column}) < 1e15 "
-                f"then cast(cast({column} as bigint) as varchar) else cast({column} as varchar) end")
+        text = f"cast({column} as varchar)"
+        return (f"case when isfinite({column}) and {column} = trunc({column}) and abs({column}) < 1e30 "
+                f"then cast(cast({column} as hugeint) as varchar) "
+                # the shortest text of the double, without its exponent: exact through a decimal
+                f"when isfinite({column}) and abs({column}) between 1e-20 and 1 and contains({text}, 'e') "
+                f"then rtrim(rtrim(cast(cast({text} as decimal(38, 30)) as varchar), '0'), '.') "
+                f"else {text} end")
     if arrow_type is not None and kind == "date" and pa.types.is_timestamp(arrow_type) and arrow_type.tz is None:
         return (f"case when {column} = date_trunc('day', {column}) then strftime({column}, '%Y-%m-%d') "
                 f"else cast({column} as varchar) end")
