@@ -60,6 +60,27 @@ def test_run_with_a_malformed_month_exits_3(tmp_path, example_inbox, month):
     assert not warehouse.exists()  # rejected before the warehouse is touched
 
 
+def _this_month_in_shanghai() -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return f"{datetime.now(ZoneInfo('Asia/Shanghai')):%Y-%m}"
+
+
+@pytest.mark.parametrize("month", ["this", "2999-12", "9999-12", "0000-01", "1899-12"])
+def test_run_for_a_month_not_over_or_before_1900_exits_3(tmp_path, example_inbox, month):
+    """metrics.md evaluates M as of the end of its last day, and outputs.md's record is never rewritten:
+    a month not over yet (this one, in the business time zone, or years ahead) is refused before
+    anything is written, as is a year before 1900 (year 0000 was an internal error)."""
+    month = _this_month_in_shanghai() if month == "this" else month
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", warehouse, "--through", month, cwd=tmp_path)
+    line = assert_one_line_error(proc, 3)
+    assert month in line
+    assert ("has not ended yet" in line) == (month >= "1900")
+    assert not warehouse.exists()
+
+
 def test_run_with_a_missing_inbox_exits_3(tmp_path):
     """operations.md: an unreadable inbox exits non-zero with a one-line reason naming it."""
     missing = tmp_path / "no-such-inbox"

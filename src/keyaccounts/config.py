@@ -43,7 +43,25 @@ MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 def parse_month(value: str, option: str = "--through") -> str:
     if not isinstance(value, str) or not MONTH_RE.match(value):
         raise InputError(f"{option} must be a month written YYYY-MM (e.g. 2024-06), got {value!r}")
+    if value < "1900-01":
+        raise InputError(f"{option} must be a month from 1900-01 on, got {value!r}")
     return value
+
+
+def check_month_has_ended(month: str, time_zone: str, option: str = "--through") -> None:
+    """metrics.md evaluates M as of the end of its last day: a month not over yet in the business time
+    zone would publish a tier table of part of a month (every customer `inactive_90d` for a month years
+    ahead) into a record that is never rewritten, and keep the marts there."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        today = datetime.now(ZoneInfo(time_zone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"business_time_zone {time_zone!r} is not a time zone (e.g. Asia/Shanghai)") from None
+    if month >= f"{today:%Y-%m}":
+        raise InputError(f"{option} {month} has not ended yet (today is {today} in {time_zone}): a month is "
+                         f"evaluated once its last day is over")
 
 
 def add_months(month: str, n: int) -> str:
@@ -108,6 +126,8 @@ class RunConfig:
         self.warehouse = str(self.warehouse) if is_postgres(self.warehouse) else Path(self.warehouse)
         parse_month(self.through)
         check_dbt_vars(self.dbt_vars)
+        check_month_has_ended(self.through, str(self.dbt_vars.get("business_time_zone")
+                                                or project_vars()["business_time_zone"]))
         if self.exports_dir is None:
             if self.on_postgres:
                 raise InputError("with a PostgreSQL warehouse, name the exports folder: --exports DIR")
