@@ -108,10 +108,11 @@
 {%- endmacro %}
 
 {# e: correction coefficient (纠偏系数) from the collection rate, compared without division
-   so that a rate exactly on a band's floor is in that band. #}
+   so that a rate exactly on a band's floor is in that band. A null rate (nothing due, or no
+   payment feed delivered: collected is null) takes correction_when_nothing_due. #}
 {% macro correction_coefficient(collected_col, billed_col) -%}
     case
-        when {{ billed_col }} is null or {{ billed_col }} = 0
+        when {{ billed_col }} is null or {{ billed_col }} = 0 or {{ collected_col }} is null
             then cast({{ var('correction_when_nothing_due') }} as decimal(10, 4))
     {%- for band in var('correction_bands') %}
         when {{ collected_col }} >= {{ band.min_rate }} * {{ billed_col }}

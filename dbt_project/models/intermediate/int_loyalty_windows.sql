@@ -64,14 +64,19 @@ windowed as (
     window w as ({{ window_w() }})
 ),
 
+-- sources.md: a company without a survey tool has no survey feed; its counts are null, not 0
+feeds as (
+    select {{ feed_delivered(ref('stg_survey_responses')) }} as surveys
+),
+
 measures as (
     select
         s.customer_id,
         s.month_idx,
-        cast(w.responses_12m as bigint) as responses_12m,
-        cast(w.nps_responses_12m as bigint) as nps_responses_12m,
-        cast(w.promoters_12m as bigint) as promoters_12m,
-        cast(w.detractors_12m as bigint) as detractors_12m,
+        {{ if_delivered('f.surveys', 'cast(w.responses_12m as bigint)') }} as responses_12m,
+        {{ if_delivered('f.surveys', 'cast(w.nps_responses_12m as bigint)') }} as nps_responses_12m,
+        {{ if_delivered('f.surveys', 'cast(w.promoters_12m as bigint)') }} as promoters_12m,
+        {{ if_delivered('f.surveys', 'cast(w.detractors_12m as bigint)') }} as detractors_12m,
         case
             when w.nps_responses_12m > 0
                 then
@@ -87,6 +92,7 @@ measures as (
     from spine as s
     inner join windowed as w
         on s.customer_id = w.customer_id and s.month_idx = w.month_idx
+    cross join feeds as f
     inner join {{ ref('int_sales_windows') }} as sales
         on s.customer_id = sales.customer_id and s.month_idx = sales.month_idx
 ),

@@ -205,26 +205,33 @@ running as (
         sum(d_open) over to_date as open_invoices
     from per_month
     window to_date as ({{ window_to_date() }})
+),
+
+-- sources.md: without an invoice feed nothing is known of billing; without a payment feed, nothing of
+-- what was collected or is outstanding (0 would read as "nothing collected": e = 0.70 for everyone)
+feeds as (
+    select
+        {{ feed_delivered(ref('stg_invoices')) }} as invoices,
+        {{ feed_delivered(ref('stg_invoices')) }} and {{ feed_delivered(ref('stg_payments')) }} as payments
 )
 
 select
     s.customer_id,
     s.month_idx,
-    cast(r.billed_due_12m as {{ money_type() }}) as billed_due_12m,
-    cast(r.collected_12m as {{ money_type() }}) as collected_12m,
-    cast(r.paid_on_time_12m as {{ money_type() }}) as paid_on_time_12m,
-    {{ safe_ratio('r.collected_12m', 'r.billed_due_12m') }} as collection_rate_12m,
-    {{ safe_ratio('r.paid_on_time_12m', 'r.billed_due_12m') }} as on_time_rate_12m,
-    cast(
-        r.aging_not_due + r.aging_overdue_1_30 + r.aging_overdue_31_60 + r.aging_overdue_61_90
-        + r.aging_overdue_90_plus as {{ money_type() }}
-    ) as outstanding_end,
-    cast(r.aging_not_due as {{ money_type() }}) as aging_not_due,
-    cast(r.aging_overdue_1_30 as {{ money_type() }}) as aging_overdue_1_30,
-    cast(r.aging_overdue_31_60 as {{ money_type() }}) as aging_overdue_31_60,
-    cast(r.aging_overdue_61_90 as {{ money_type() }}) as aging_overdue_61_90,
-    cast(r.aging_overdue_90_plus as {{ money_type() }}) as aging_overdue_90_plus,
-    cast(r.open_invoices as bigint) as open_invoices
+    {{ if_delivered('f.invoices', 'cast(r.billed_due_12m as ' ~ money_type() ~ ')') }} as billed_due_12m,
+    {{ if_delivered('f.payments', 'cast(r.collected_12m as ' ~ money_type() ~ ')') }} as collected_12m,
+    {{ if_delivered('f.payments', 'cast(r.paid_on_time_12m as ' ~ money_type() ~ ')') }} as paid_on_time_12m,
+    {{ if_delivered('f.payments', safe_ratio('r.collected_12m', 'r.billed_due_12m')) }} as collection_rate_12m,
+    {{ if_delivered('f.payments', safe_ratio('r.paid_on_time_12m', 'r.billed_due_12m')) }} as on_time_rate_12m,
+    {{ if_delivered('f.payments', 'cast(r.aging_not_due + r.aging_overdue_1_30 + r.aging_overdue_31_60
+        + r.aging_overdue_61_90 + r.aging_overdue_90_plus as ' ~ money_type() ~ ')') }} as outstanding_end,
+    {{ if_delivered('f.payments', 'cast(r.aging_not_due as ' ~ money_type() ~ ')') }} as aging_not_due,
+    {{ if_delivered('f.payments', 'cast(r.aging_overdue_1_30 as ' ~ money_type() ~ ')') }} as aging_overdue_1_30,
+    {{ if_delivered('f.payments', 'cast(r.aging_overdue_31_60 as ' ~ money_type() ~ ')') }} as aging_overdue_31_60,
+    {{ if_delivered('f.payments', 'cast(r.aging_overdue_61_90 as ' ~ money_type() ~ ')') }} as aging_overdue_61_90,
+    {{ if_delivered('f.payments', 'cast(r.aging_overdue_90_plus as ' ~ money_type() ~ ')') }} as aging_overdue_90_plus,
+    {{ if_delivered('f.payments', 'cast(r.open_invoices as bigint)') }} as open_invoices
 from spine as s
 inner join running as r
     on s.customer_id = r.customer_id and s.month_idx = r.month_idx
+cross join feeds as f

@@ -67,6 +67,12 @@ steps as (
         capped_cum,
         lead(pay_idx) over (partition by invoice_id order by pay_idx) as next_pay_idx
     from {{ ref('int_invoice_payment_steps') }}
+),
+
+-- sources.md: without a payment feed, what was collected is not known (null, as in
+-- customer_receivables_monthly)
+feeds as (
+    select {{ feed_delivered(ref('stg_payments')) }} as payments
 )
 
 select
@@ -76,15 +82,19 @@ select
     d.invoice_date,
     d.due_date,
     cast(d.amount_reporting as {{ money_type() }}) as amount,
-    cast(coalesce(c.capped_cum, 0) as {{ money_type() }}) as collected_by_cutoff,
-    cast(d.paid_on_time as {{ money_type() }}) as paid_on_time,
-    cast(d.amount_reporting - coalesce(c.capped_cum, 0) as {{ money_type() }}) as outstanding_at_cutoff,
+    {{ if_delivered('f.payments', 'cast(coalesce(c.capped_cum, 0) as ' ~ money_type() ~ ')') }}
+    as collected_by_cutoff,
+    {{ if_delivered('f.payments', 'cast(d.paid_on_time as ' ~ money_type() ~ ')') }} as paid_on_time,
+    {{ if_delivered('f.payments', 'cast(d.amount_reporting - coalesce(c.capped_cum, 0) as ' ~ money_type() ~ ')') }}
+    as outstanding_at_cutoff,
     cast(d.month_end - d.due_date as integer) as days_past_due,
     case
+        when not f.payments then null
         when d.amount_reporting - coalesce(c.capped_cum, 0) = 0 then 'paid'
         else {{ aging_bucket('d.month_end - d.due_date') }}
     end as aging_bucket
 from due_in_window as d
+cross join feeds as f
 left join steps as c
     on
         d.invoice_id = c.invoice_id

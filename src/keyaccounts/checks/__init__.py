@@ -55,6 +55,7 @@ def frames(conn, month: str, v: dict) -> dict:
                     when t.raw_tier = 'A' then t.share_before <= ? + ?
                     when t.raw_tier = 'B' then t.share_before >= ? - ? and t.share_before <= ? + ?
                     else t.share_before >= ? - ? end as raw_tier_matches_share,
+               (t.value_rank is null) = (t.value_score <= 0) as ranked_when_value_positive,
                t.customer_id in ({evaluated}) as is_evaluated_customer
             from {BUILD_SCHEMA}.customer_tier_monthly as t where t.eval_month = ?""",
         [v["tier_a_share"], ROUNDING_TOLERANCE, v["tier_a_share"], ROUNDING_TOLERANCE, v["tier_b_share"],
