@@ -82,11 +82,10 @@ select
     d.invoice_date,
     d.due_date,
     cast(d.amount_reporting as {{ money_type() }}) as amount,
-    {{ if_delivered('f.payments', 'cast(coalesce(c.capped_cum, 0) as ' ~ money_type() ~ ')') }}
-    as collected_by_cutoff,
+    {{ if_delivered('f.payments', 'cast(coalesce(c.capped_cum, 0) as ' ~ money_type() ~ ')') }} as collected_by_cutoff,
     {{ if_delivered('f.payments', 'cast(d.paid_on_time as ' ~ money_type() ~ ')') }} as paid_on_time,
-    {{ if_delivered('f.payments', 'cast(d.amount_reporting - coalesce(c.capped_cum, 0) as ' ~ money_type() ~ ')') }}
-    as outstanding_at_cutoff,
+    {{ if_delivered('f.payments', 'cast(d.amount_reporting - coalesce(c.capped_cum, 0) as '
+        ~ money_type() ~ ')') }} as outstanding_at_cutoff,
     cast(d.month_end - d.due_date as integer) as days_past_due,
     case
         when not f.payments then null
