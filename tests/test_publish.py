@@ -119,6 +119,28 @@ def test_restatement_appends_a_version_and_the_per_customer_diff(example_wh):
     exported = (wh.parent / "exports" / "tiers_2024-06.csv").read_text(encoding="utf-8-sig")
     assert ",2," in exported.splitlines()[1] or "2" in next(csv.DictReader(io.StringIO(exported)))["version"]
 
+    # operations.md: the same restatement again (an Airflow retry) changes nothing the second time
+    restate_again = RunConfig(inbox=inbox, warehouse=wh, through="2024-06", restate=True,
+                              restate_reason="late ERP delivery", restated_by="财务总监", full_refresh=True)
+    run_pipeline(restate_again)
+    assert (restate_again.last_publish.action, restate_again.last_publish.version) == ("unchanged", 2)
+    assert one(wh, "select max(version) as v from marts.published_tiers where eval_month = '2024-06'")["v"] == 2
+    # a restatement that only changes an account manager says so, per customer
+    write_inbox(inbox, {"customers/part-0009.csv": """
+        customer_id,customer_name,industry,scope,region,account_manager,signed_on,updated_at
+        K3,蓝海科技,technology,local,South,新经理,2022-03-01,2024-07-09T08:00:00+08:00
+    """})
+    k3 = one(wh, "select * from marts.published_tiers where customer_id = 'K3' and version = 2")
+    assert k3["account_manager"] != "新经理"
+    manager = RunConfig(inbox=inbox, warehouse=wh, through="2024-06", restate=True,
+                        restate_reason="account handed over", restated_by="销售总监")
+    run_pipeline(manager)
+    assert (manager.last_publish.action, manager.last_publish.version) == ("restated", 3)
+    assert manager.last_publish.changed_customers == 1
+    assert rows(wh, "select customer_id, changed_columns, old_tier, new_tier from marts.published_tier_changes "
+                    "where version = 3") == [{"customer_id": "K3", "changed_columns": "account_manager",
+                                              "old_tier": k3["tier"], "new_tier": k3["tier"]}]
+
 
 def test_csv_export_has_bom_and_neutralised_formula_cells(tmp_path):
     names = ["=HYPERLINK(\"http://x\")", "+86 Trading", "-Minus Ltd", "@Sum Corp", "正常客户"]

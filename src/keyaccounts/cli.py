@@ -134,7 +134,10 @@ def cmd_run(args) -> int:
               f"and nothing changed since (no new input, same settings and code): nothing rebuilt")
     elif pub.action == "unchanged":
         note = f"{cfg.through} was already published (version {pub.version}); the record is unchanged"
-        if pub.differs_from_record:
+        if cfg.restate:
+            note = (f"{cfg.through} was already published (version {pub.version}) and the rebuilt month is "
+                    f"identical to it: --restate adds no version")
+        elif pub.differs_from_record:
             # the marts follow corrected sources (metrics.md); the record and the exports do not
             note = (f"{cfg.through} was already published (version {pub.version}): the record "
                     f"(marts.published_tiers) and the exports keep it, but the marts and the BI copy now show "

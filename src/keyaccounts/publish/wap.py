@@ -28,9 +28,6 @@ BUILD_SCHEMA = "marts_build"
 SCHEMA = "marts"
 PUBLISHED_SUFFIX = "__published"  # DuckDB: marts.<t> is a view of marts_build.<t>__published
 RECORD_META = ("version", "published_at", "run_id")
-# what a restatement compares per customer
-DIFF_COLUMNS = ("tier", "raw_tier", "previous_tier", "tier_change", "value_score", "value_rank", "share_before",
-                "collection_rate_12m", "nps_12m", "loyalty_score", "risk_flags")
 
 
 @dataclass
@@ -105,10 +102,13 @@ def _replace_table(conn, table: str) -> None:
     conn.execute(f"create view {target} as select * from {BUILD_SCHEMA}.{quote_ident(kept)}")
 
 
-def _diff() -> str:
-    """customer-level comparison of the built month against a version of the record; the
-    query takes three parameters: month, version, month."""
-    cols = [c for c in DIFF_COLUMNS]
+def _diff(conn) -> str:
+    """customer-level comparison of the built month against a version of the record, on every column
+    of the tier row (a restated name or account manager is a change too); the query takes three
+    parameters: month, version, month."""
+    recorded = {name for name, _ in table_columns(conn, SCHEMA, "published_tiers")}
+    cols = [name for name, _ in table_columns(conn, BUILD_SCHEMA, "customer_tier_monthly")
+            if name in recorded and name not in ("customer_id", "eval_month")]
     changed = " || ".join(
         f"case when o.{quote_ident(c)} is distinct from n.{quote_ident(c)} then '{c},' else '' end" for c in cols
     )
@@ -143,12 +143,14 @@ def publish(conn, month: str, run_id: str, restate: bool = False, reason: str | 
         _ensure_record(conn)
         current = conn.execute(f"select max(version) from {SCHEMA}.published_tiers where eval_month = ?",
                                [month]).fetchone()[0]
-        if current is None or restate:
+        diff, keys = _diff(conn), [month, current, month]
+        differs = conn.execute(f"select count(*) from ({diff}) as d", keys).fetchone()[0] if current else 0
+        # a restatement identical to the latest version adds nothing: a retried or repeated restate
+        # changes nothing the second time (operations.md)
+        if current is None or (restate and differs):
             version = (current or 0) + 1
-            changed = 0
+            changed = differs
             if current is not None:
-                diff, keys = _diff(), [month, current, month]
-                changed = conn.execute(f"select count(*) from ({diff}) as d", keys).fetchone()[0]
                 conn.execute(
                     f"insert into {SCHEMA}.published_tier_changes select ?, ?, customer_id, change, changed_columns, "
                     f"old_tier, new_tier, old_value_score, new_value_score, ?, ?, ?, ? from ({diff}) as d",
@@ -161,8 +163,6 @@ def publish(conn, month: str, run_id: str, restate: bool = False, reason: str | 
             )
             result = PublishResult(month, "restated" if current is not None else "published", version, changed)
         else:
-            differs = conn.execute(f"select count(*) from ({_diff()}) as d",
-                                   [month, current, month]).fetchone()[0]
             result = PublishResult(month, "unchanged", current, 0, differs)
         # the record reads the build, so the marts are swapped after it (on DuckDB the swap
         # renames the built tables away)
