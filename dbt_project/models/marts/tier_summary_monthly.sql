@@ -12,6 +12,8 @@ months as (
     select distinct eval_month from {{ ref('customer_tier_monthly') }}
 ),
 
+-- the means are of the unrounded measures (metrics.md: formulas use unrounded inputs), from the
+-- intermediates, and rounded once when published
 rows_ as (
     select
         t.eval_month,
@@ -21,12 +23,14 @@ rows_ as (
         l.nps_12m,
         s.revenue_12m
     from {{ ref('customer_tier_monthly') }} as t
-    inner join {{ ref('customer_receivables_monthly') }} as r
-        on t.customer_id = r.customer_id and t.eval_month = r.eval_month
-    inner join {{ ref('customer_loyalty_monthly') }} as l
-        on t.customer_id = l.customer_id and t.eval_month = l.eval_month
-    inner join {{ ref('customer_sales_monthly') }} as s
-        on t.customer_id = s.customer_id and t.eval_month = s.eval_month
+    inner join {{ ref('int_customer_months') }} as m
+        on t.customer_id = m.customer_id and t.eval_month = {{ month_label('m.eval_month') }}
+    inner join {{ ref('int_receivables_windows') }} as r
+        on m.customer_id = r.customer_id and m.month_idx = r.month_idx
+    inner join {{ ref('int_loyalty_windows') }} as l
+        on m.customer_id = l.customer_id and m.month_idx = l.month_idx
+    inner join {{ ref('int_sales_windows') }} as s
+        on m.customer_id = s.customer_id and m.month_idx = s.month_idx
 ),
 
 per_tier as (
