@@ -143,6 +143,10 @@ def test_good_rows_land_as_text_with_file_line_and_run_id(conn, inbox):
         ("orders", "net_amount", "1000000000000000.01", "out_of_range:net_amount"),
         ("invoices", "amount", "99999999999999999999", "out_of_range:amount"),
         ("orders", "updated_at", "not-a-time", "bad_timestamp:updated_at"),
+        # offsets no place uses: DuckDB would apply them as written and move the instant
+        ("orders", "updated_at", "2024-05-20T08:00:00+25:00", "bad_timestamp:updated_at"),
+        ("orders", "updated_at", "2024-05-20T08:00:00+08:99", "bad_timestamp:updated_at"),
+        ("survey_responses", "submitted_at", "2024-05-20T08:00:00-1500", "bad_timestamp:submitted_at"),
         ("orders", "currency", "usd", "bad_currency:currency"),
         ("invoices", "due_date", "2024-01-10", "due_before_invoice"),  # invoice_date is 2024-01-15
         ("invoices", "amount", "0", "out_of_range:amount"),

@@ -29,7 +29,10 @@ INTEGER_RE = r"^[+-]?[0-9]+$"
 MONTH_RE = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 # ISO 8601: a date, or a date and time with an optional offset (Z, +08, +0800, +08:00)
-TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
+# offsets as the world uses them: -12:00 .. +14:00 at most, minutes 00..59 (DuckDB would apply +25:00 or
+# +08:99 as written, moving the instant that decides which update of a key wins)
+TIMESTAMP_RE = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+                r"(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?$")
 
 
 @dataclass
