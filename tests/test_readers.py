@@ -109,6 +109,23 @@ def test_damaged_utf8_file_is_still_refused():
 # --------------------------------------------------------------------------- 2. CSV quoting
 
 
+def test_rows_of_empty_cells_and_blank_lines_above_the_header_are_skipped(conn, inbox):
+    """An Excel export keeps `,,,,` for rows whose cells were cleared, and may start with a blank line:
+    those hold no value, so they are neither loaded nor quarantined (8 such rows beside 20 good ones put
+    the feed over the 5% reject threshold and nothing loaded)."""
+    header = "order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at"
+    good = [f"O{i},K1,,2024-03-01,completed,CNY,10,10,,{TS}" for i in range(20)]
+    text = "\r\n" + header + "\r\n" + "\r\n".join(good) + "\r\n" + ",,,,,,,,,\r\n" * 7 + " , ,,,,,,,,\r\n"
+    content = read_csv_bytes(text.encode("utf-8"))
+    assert content.header == header.split(",")
+    assert len(content.rows) == 20 and content.lines == list(range(3, 23))  # the header is on line 2
+    write(inbox, "orders/part-0001.csv", text)
+    result = ingest_inbox(conn, inbox, "run-1", reject_threshold=0.05)
+    assert fetch(conn, "select count(*) from raw.orders") == [(20,)]
+    assert fetch(conn, "select count(*) from quarantine.orders") == [(0,)]
+    assert (result.feeds["orders"].rows_read, result.feeds["orders"].rows_quarantined) == (20, 0)
+
+
 def test_unclosed_quote_makes_the_file_unreadable_naming_the_line(conn, inbox):
     """An unclosed quote would swallow every later line into one field: the file is not a CSV
     that can be read as a whole, so it is quarantined and no row of it loads."""

@@ -180,7 +180,11 @@ def _csv_content(text: str, encoding: str, strict: bool) -> FileContent:
     reader = csv.reader(io.StringIO(text, newline=""), strict=strict)
     start = 1
     try:
-        header = _header(next(reader))
+        record = next(reader)
+        while not any(v.strip() for v in record):  # blank lines (or only commas) above the header
+            start = reader.line_num + 1
+            record = next(reader)
+        header = _header(record)
     except StopIteration:
         raise UnreadableFile("empty", "the file has no header row") from None
     except csv.Error as exc:
@@ -193,9 +197,11 @@ def _csv_content(text: str, encoding: str, strict: bool) -> FileContent:
     width = len(header)
     try:
         for record in reader:
-            if not record or (len(record) == 1 and record[0] == ""):
+            if not any(v.strip() for v in record):
+                # a blank line, or a row of empty cells (Excel keeps `,,,,` for rows whose cells were
+                # cleared): no value to load or to refuse
                 start = reader.line_num + 1
-                continue  # blank line
+                continue
             if len(record) < width:
                 record = record + [None] * (width - len(record))
             rows.append([(v if v != "" else None) for v in record[:width]])
