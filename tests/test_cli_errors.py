@@ -81,6 +81,17 @@ def test_run_for_a_month_not_over_or_before_1900_exits_3(tmp_path, example_inbox
     assert not warehouse.exists()
 
 
+@pytest.mark.parametrize("name", ["o'brien.duckdb", "main.duckdb", "TEMP.duckdb", 'say"hi".duckdb'])
+def test_run_into_a_warehouse_file_dbt_duckdb_cannot_name_exits_3(tmp_path, example_inbox, name):
+    """dbt-duckdb names the catalog after the file: a quote broke its SQL, and DuckDB's own catalog names
+    (main, temp) cannot be attached; both failed inside dbt (exit 6, dbt's multi-line error)."""
+    warehouse = tmp_path / "wh" / name
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", warehouse, "--through", "2024-06", cwd=tmp_path)
+    line = assert_one_line_error(proc, 3)
+    assert "warehouse file name" in line
+    assert not warehouse.exists()
+
+
 def test_run_with_a_missing_inbox_exits_3(tmp_path):
     """operations.md: an unreadable inbox exits non-zero with a one-line reason naming it."""
     missing = tmp_path / "no-such-inbox"

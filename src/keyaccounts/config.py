@@ -95,6 +95,21 @@ def check_dbt_vars(dbt_vars: dict) -> None:
         raise InputError(f"unknown dbt var {name!r}{hint}")
 
 
+# names DuckDB gives its own catalogs: dbt-duckdb names the warehouse's catalog after the file
+RESERVED_CATALOGS = ("main", "temp", "system", "memory")
+
+
+def check_warehouse_name(path: Path) -> None:
+    """dbt-duckdb names the warehouse's catalog after the file's stem and writes it into SQL without
+    escaping a quote (o'brien.duckdb failed in dbt's parser), and a stem DuckDB uses for its own
+    catalogs (main.duckdb: 'Catalog "main" does not exist') cannot be attached: refused up front."""
+    stem = path.stem
+    if any(ch in stem for ch in "'\"`\\") or stem.lower() in RESERVED_CATALOGS:
+        raise InputError(f"the warehouse file name {path.name!r} cannot be used: dbt-duckdb names the database "
+                         f"after it, which must not contain quotes or be one of {', '.join(RESERVED_CATALOGS)} "
+                         f"(e.g. warehouse.duckdb)")
+
+
 @dataclass
 class RunConfig:
     inbox: Path
@@ -124,6 +139,8 @@ class RunConfig:
 
         self.inbox = Path(self.inbox)
         self.warehouse = str(self.warehouse) if is_postgres(self.warehouse) else Path(self.warehouse)
+        if not self.on_postgres:
+            check_warehouse_name(self.warehouse)
         parse_month(self.through)
         check_dbt_vars(self.dbt_vars)
         check_month_has_ended(self.through, str(self.dbt_vars.get("business_time_zone")
