@@ -92,6 +92,18 @@ def test_run_into_a_warehouse_file_dbt_duckdb_cannot_name_exits_3(tmp_path, exam
     assert not warehouse.exists()
 
 
+def test_a_misnamed_feed_folder_is_named_in_the_error_and_the_ingest_report(tmp_path, example_inbox):
+    """Feed folders are matched by name: `Orders/` is not read. The run that then finds no order says
+    which folders it did not read and what they probably meant, instead of only "no completed order"."""
+    (example_inbox / "orders").rename(example_inbox / "Orders")
+    (example_inbox / "survey_responses").rename(example_inbox / "survey")
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", tmp_path / "wh" / "w.duckdb",
+                       "--through", "2024-06", cwd=tmp_path)
+    line = assert_one_line_error(proc, 3)
+    assert "no completed order" in line
+    assert "Orders/ (did you mean orders/?)" in line and "survey/ (did you mean survey_responses/?)" in line
+
+
 def test_run_with_a_missing_inbox_exits_3(tmp_path):
     """operations.md: an unreadable inbox exits non-zero with a one-line reason naming it."""
     missing = tmp_path / "no-such-inbox"

@@ -99,6 +99,9 @@ def _print_ingest(result) -> None:
         table.add_row(s.feed, *(str(x) for x in (s.files_seen, s.files_taken, s.files_skipped, s.files_quarantined,
                                                   s.rows_read, s.rows_loaded, s.rows_updated, s.rows_quarantined)))
     _console(stderr=True).print(table)
+    if result.unknown_folders:
+        print("inbox folders not read (each feed reads the folder of its own name): "
+              + ", ".join(result.unknown_folders), file=sys.stderr)
 
 
 def _console(stderr: bool = False):

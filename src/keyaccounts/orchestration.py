@@ -214,6 +214,11 @@ def ingest(settings: dict, run_id: str) -> dict:
         cfg.sql_source = Connection.get(settings["sql_conn_id"]).get_uri()
         cfg.sql_schema = settings.get("sql_schema") or "public"
     result = _run_task(ingest_task, cfg, run_id)
+    if result.unknown_folders:
+        import logging
+
+        logging.getLogger(__name__).warning("inbox folders not read (each feed reads the folder of its own name): %s",
+                                            ", ".join(result.unknown_folders))
     return {feed: vars(stats) for feed, stats in result.feeds.items()}
 
 

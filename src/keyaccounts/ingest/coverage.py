@@ -19,13 +19,19 @@ from keyaccounts.ingest.contract import FEEDS
 
 
 def _misplaced_files(inbox: Path) -> str:
-    """A hint when files lie in the inbox folder itself (each feed reads its own sub-folder)."""
+    """A hint when files lie in the inbox folder itself, or in folders named for no feed (each feed reads
+    the sub-folder of its own name)."""
+    from keyaccounts.ingest.loader import unknown_folders
+
     loose = [p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")] if inbox.is_dir() else []
-    if not loose:
-        return ""
+    unknown = unknown_folders(inbox) if inbox.is_dir() else []
     folders = ", ".join(f"{name}/" for name in FEEDS)
-    return (f"; {len(loose)} file(s) lie in {inbox} itself and are not read: each feed's files go in "
-            f"its own folder ({folders})")
+    if loose:
+        return (f"; {len(loose)} file(s) lie in {inbox} itself and are not read: each feed's files go in "
+                f"its own folder ({folders})")
+    if unknown:
+        return f"; folders not read (each feed reads the folder of its own name): {', '.join(unknown)}"
+    return ""
 
 
 def check_month_can_be_evaluated(conn, month: str, inbox: Path) -> None:

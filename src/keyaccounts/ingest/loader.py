@@ -56,6 +56,23 @@ class FeedStats:
 class IngestResult:
     run_id: str
     feeds: dict[str, FeedStats] = field(default_factory=dict)
+    # folders of the inbox that name no feed (`Orders/`, `survey/`): never read, so said aloud
+    unknown_folders: list[str] = field(default_factory=list)
+
+
+def unknown_folders(inbox: Path) -> list[str]:
+    """Each folder of the inbox that is no feed's, with the feed it probably meant: `Orders/ (orders/?)`.
+    Feed folders are matched by their exact name, so a misnamed one would otherwise be skipped in silence."""
+    import difflib
+
+    notes = []
+    for folder in sorted(p.name for p in inbox.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if folder in FEEDS:
+            continue
+        guess = [f for f in FEEDS if f == folder.lower().strip()] or difflib.get_close_matches(
+            folder.lower(), list(FEEDS), n=1, cutoff=0.5) or [f for f in FEEDS if f.startswith(folder.lower()[:4])]
+        notes.append(f"{folder}/" + (f" (did you mean {guess[0]}/?)" if guess else ""))
+    return notes
 
 
 def _sql_literal_list(values: tuple[str, ...]) -> str:
@@ -443,7 +460,7 @@ def ingest_inbox(conn, inbox: Path, run_id: str, reject_threshold: float = 0.05,
 
 def _ingest(stage, conn, inbox: Path, run_id: str, reject_threshold: float, sql_source) -> IngestResult:
     taken = {row[0] for row in conn.execute("select sha256 from audit.manifest").fetchall()}
-    result = IngestResult(run_id)
+    result = IngestResult(run_id, unknown_folders=unknown_folders(inbox))
     staged: list[_StagedFile] = []
     for feed in FEEDS.values():
         stats = result.feeds[feed.name] = FeedStats(feed.name)
