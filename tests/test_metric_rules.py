@@ -173,6 +173,10 @@ def test_value_with_national_scope_and_low_collection(wh):
 def test_exceptions_report_overpayment_unapplied_orphan_and_missing_rate(wh):
     ex = {(r["exception_type"], r["record_id"]): r for r in rows(wh, "select * from marts.receivables_exceptions")}
     assert ex[("overpayment", "I-M2-1")]["amount"] == D("100")
+    # with its source rows (outputs.md): the invoice's file and line, and the payments that overpaid it
+    over = ex[("overpayment", "I-M2-1")]
+    assert (over["source_file"], over["source_line"]) == ("invoices/part-0001.csv", 2)
+    assert over["detail"].endswith("(payments P1, P2)")
     assert ex[("unapplied_payment", "P4")]["detail"] == "unknown_invoice"
     assert ("orphan_order", "O-ZZ-1") in ex
     assert ("missing_fx_rate", "O-M6-2") in ex

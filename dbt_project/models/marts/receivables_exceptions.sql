@@ -10,17 +10,22 @@ customers as (
     select customer_id from {{ ref('stg_customers') }}
 ),
 
+-- the invoice's own source row, and the payments that paid it in the detail (outputs.md: "with the
+-- source rows")
 overpaid as (
     select
         i.invoice_id,
         i.customer_id,
         i.currency,
         i.amount,
-        sum(p.amount) as paid
+        i.source_file,
+        i.source_line,
+        sum(p.amount) as paid,
+        string_agg(p.payment_id, ', ' order by p.payment_id) as payment_ids
     from {{ ref('stg_invoices') }} as i
     inner join payments as p
         on i.invoice_id = p.invoice_id and p.is_applied
-    group by i.invoice_id, i.customer_id, i.currency, i.amount
+    group by i.invoice_id, i.customer_id, i.currency, i.amount, i.source_file, i.source_line
     having sum(p.amount) > i.amount
 )
 
@@ -48,9 +53,10 @@ select
     invoice_id,
     currency,
     paid - amount as amount,
-    'paid ' || cast(paid as varchar) || ' on an invoice of ' || cast(amount as varchar) as detail,
-    cast(null as varchar) as source_file,
-    cast(null as bigint) as source_line
+    'paid ' || cast(paid as varchar) || ' on an invoice of ' || cast(amount as varchar)
+    || ' (payments ' || payment_ids || ')' as detail,
+    source_file,
+    source_line
 from overpaid
 
 union all
