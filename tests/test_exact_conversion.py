@@ -92,6 +92,12 @@ BIG = {  # revenue of about 10^15 (CNY; one row holds at most 10^15): B1 no hist
         payment_id,invoice_id,customer_id,payment_date,currency,amount,method,updated_at
         P-B2,I-B2,B2,2024-02-15,CNY,900000000000000.00,bank_transfer,{TS}
     """,
+    # a survey feed, as in the PostgreSQL build of both inboxes (a feed never delivered gives null
+    # response counts, not 0): one answer of a customer not in this master, which counts for nobody
+    "survey_responses/part-0002.csv": f"""
+        response_id,customer_id,survey_id,submitted_at,nps_score,satisfaction,product_quality,delivery,after_sales_service,responsiveness,comment,respondent_name,respondent_phone,respondent_email,updated_at
+        S-BZ,BZ,W1,2024-04-01T10:00:00+08:00,,5,,,,,,,,,{TS}
+    """,
 }
 
 

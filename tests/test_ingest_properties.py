@@ -340,10 +340,18 @@ def split_inbox(draw):
         text = csv_text(part, columns, quote_all=draw(st.booleans()), eol=draw(st.sampled_from(["\n", "\r\n"])))
         encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "gzip"]))
         if encoding == "gzip":
-            files[f"orders/part-{i:02d}.csv.gz"] = gzip.compress(text.encode("utf-8"))
+            files[f"orders/part-{i:02d}.csv.gz"] = gzip.compress(utf8_bytes(text, bom=False))
         else:
-            files[f"orders/part-{i:02d}.csv"] = text.encode(encoding)
+            files[f"orders/part-{i:02d}.csv"] = utf8_bytes(text, bom=encoding == "utf-8-sig")
     return rows, files
+
+
+def utf8_bytes(text: str, bom: bool) -> bytes:
+    """docs/ingest.md: without a BOM, a short file whose only non-ASCII characters take two bytes in
+    UTF-8 may be GBK (医院 is valid UTF-8 too), and is read as GB18030 when it looks like it; such a
+    file says it is UTF-8 with a BOM. Every other UTF-8 file is read as written, with or without one."""
+    two_byte_only = any(0x80 <= ord(c) < 0x800 for c in text) and not any(ord(c) >= 0x800 for c in text)
+    return text.encode("utf-8-sig" if bom or two_byte_only else "utf-8")
 
 
 @settings(max_examples=60, **SETTINGS)

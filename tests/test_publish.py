@@ -88,6 +88,20 @@ def test_restatement_appends_a_version_and_the_per_customer_diff(example_wh):
     # outputs.md: what was published is never rewritten in place: the report and the managers' files
     # are built around the record from the marts, which now hold the rebuilt month, so they are kept
     assert report_and_managers() == published
+    # and a report re-written by `export` shows the record's month, not the rebuilt marts' (its header
+    # and charts named version 1 beside the marts' tier mix)
+    def mix(sql: str) -> str:
+        counts = {r["tier"]: r["n"] for r in rows(wh, sql)}
+        return " · ".join(f"{t}: {counts.get(t, 0)}" for t in "ABC")
+
+    recorded = mix("select tier, count(*) as n from marts.published_tiers where eval_month = '2024-06' group by tier")
+    rebuilt = mix("select tier, count(*) as n from marts.customer_tier_monthly where eval_month = '2024-06' group by tier")
+    assert recorded != rebuilt  # K6 is C in the record, A in the rebuilt month
+    from keyaccounts.cli import main
+
+    assert main(["export", "--warehouse", str(wh), "--month", "2024-06", "--out", str(wh.parent / "x")]) == 0
+    rewritten = (wh.parent / "x" / "report_2024-06.html").read_text(encoding="utf-8")
+    assert f"客户 customers 6 · {recorded}</p>" in rewritten and "版本 version 1 ·" in rewritten
     v1 = rows(wh, "select * exclude (published_at, run_id) from marts.published_tiers where eval_month = '2024-06' "
                   "order by customer_id")
     restate = RunConfig(inbox=inbox, warehouse=wh, through="2024-06", restate=True,

@@ -48,14 +48,24 @@ def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None =
     tiers = _df(conn, "select * from marts.published_tiers where eval_month = ? and version = "
                       "(select max(version) from marts.published_tiers where eval_month = ?) order by customer_id",
                 [month, month])
-    summary = _df(conn, "select * from marts.tier_summary_monthly where eval_month <= ? order by eval_month, tier",
-                  [month])
-    migration = _df(conn, "select * from marts.tier_migration_monthly where eval_month = ? order by from_tier, to_tier",
-                    [month])
-    receivables = _df(conn, "select t.tier, r.collection_rate_12m from marts.customer_receivables_monthly r "
-                            "join marts.customer_tier_monthly t using (customer_id, eval_month) "
-                            "where eval_month = ? and r.collection_rate_12m is not null order by t.tier, customer_id",
-                            [month])
+    # the charts of the month come from the record too (outputs.md: what was published), so a report
+    # re-written after the marts moved on (`export` after an unrestated re-run) still shows its version;
+    # earlier months show their own latest published version, or the marts where never published
+    summary = _df(conn, """
+        with recorded as (
+            select eval_month, tier, count(*) as customers from marts.published_tiers as p
+            where eval_month <= ?
+              and version = (select max(version) from marts.published_tiers as q where q.eval_month = p.eval_month)
+            group by eval_month, tier)
+        select eval_month, tier, customers from recorded
+        union all
+        select eval_month, tier, customers from marts.tier_summary_monthly
+        where eval_month <= ? and eval_month not in (select eval_month from recorded)
+        order by eval_month, tier""", [month, month])
+    # over the customers evaluated in both months (metrics.md "Migration"): those with a previous tier
+    migration = tiers[tiers["previous_tier"].notna()].groupby(["previous_tier", "tier"]).size() \
+        .rename("customers").reset_index().rename(columns={"previous_tier": "from_tier", "tier": "to_tier"})
+    receivables = tiers[tiers["collection_rate_12m"].notna()].sort_values(["tier", "customer_id"])
     layout = dict(font=dict(family=FONT), margin=dict(l=50, r=20, t=60, b=40), height=380)
     figures = []
 
@@ -80,7 +90,8 @@ def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None =
     figures.append(fig)
 
     # 3. migration matrix as a heat map
-    grid = migration.pivot_table(index="from_tier", columns="to_tier", values="customers", aggfunc="sum") \
+    grid = migration.pivot_table(index="from_tier", columns="to_tier", values="customers", aggfunc="sum",
+                                 fill_value=0) \
         if not migration.empty else None
     z = [[int(grid.loc[f, t]) if grid is not None and f in grid.index and t in grid.columns else 0 for t in "ABC"]
          for f in "ABC"]
@@ -98,8 +109,7 @@ def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None =
     movers = tiers[tiers["tier_change"].isin(["promoted", "demoted"])].sort_values("value_rank", na_position="last")
     at_risk = tiers[(tiers["tier"].isin(["A", "B"])) & (tiers["risk_flags"].fillna("") != "")] \
         .sort_values("value_rank")
-    this = summary[summary.eval_month == month].set_index("tier") if not summary.empty else None
-    mix = " · ".join(f"{t}: {int(this.loc[t, 'customers'])}" for t in "ABC") if this is not None and len(this) else ""
+    mix = " · ".join(f"{t}: {int((tiers['tier'] == t).sum())}" for t in "ABC") if not tiers.empty else ""
 
     # fixed div ids (plotly draws random ones): the same month's report is the same file each time
     charts = "".join(f"<div class='chart'>{f.to_html(full_html=False, include_plotlyjs=False, div_id=f'chart-{i}')}"
