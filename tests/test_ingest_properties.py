@@ -69,6 +69,15 @@ text = st.text(TEXT_CHARS, min_size=1, max_size=12)
 # a required text value must not be blank
 required_text = text.filter(lambda s: s.strip() != "")
 
+
+def utf8_bytes(text: str, bom: bool) -> bytes:
+    """docs/ingest.md: without a BOM, a short file whose only non-ASCII characters take two bytes in
+    UTF-8 may be GBK (医院 is valid UTF-8 too), and is read as GB18030 when it looks like it; such a
+    file says it is UTF-8 with a BOM. Every other UTF-8 file is read as written, with or without one."""
+    two_byte_only = any(0x80 <= ord(c) < 0x800 for c in text) and not any(ord(c) >= 0x800 for c in text)
+    return text.encode("utf-8-sig" if bom or two_byte_only else "utf-8")
+
+
 dates = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)).map(date.isoformat)
 
 
@@ -273,7 +282,7 @@ def test_truncated_csv_never_raises_and_loads_only_prefix_rows(original, eol, wh
     text = csv_text(original, eol=eol)
     cut = round(where * len(text))
     cut_text = text[:cut]
-    with ingested({"orders/x.csv": cut_text.encode("utf-8")}) as (conn, [result]):
+    with ingested({"orders/x.csv": utf8_bytes(cut_text, bom=False)}) as (conn, [result]):
         check_prefix_rows(conn, original, cut_text)
         stats = result.feeds["orders"]
         header_len = len(csv_text([], eol=eol)) - len(eol)
@@ -345,13 +354,6 @@ def split_inbox(draw):
             files[f"orders/part-{i:02d}.csv"] = utf8_bytes(text, bom=encoding == "utf-8-sig")
     return rows, files
 
-
-def utf8_bytes(text: str, bom: bool) -> bytes:
-    """docs/ingest.md: without a BOM, a short file whose only non-ASCII characters take two bytes in
-    UTF-8 may be GBK (医院 is valid UTF-8 too), and is read as GB18030 when it looks like it; such a
-    file says it is UTF-8 with a BOM. Every other UTF-8 file is read as written, with or without one."""
-    two_byte_only = any(0x80 <= ord(c) < 0x800 for c in text) and not any(ord(c) >= 0x800 for c in text)
-    return text.encode("utf-8-sig" if bom or two_byte_only else "utf-8")
 
 
 @settings(max_examples=60, **SETTINGS)
