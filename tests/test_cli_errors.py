@@ -142,6 +142,17 @@ def test_var_without_equals_is_a_usage_error(tmp_path, example_inbox):
     assert "NAME=VALUE" in line
 
 
+@pytest.mark.parametrize("given", [[], ["--reason", "late ERP file"], ["--by", "财务总监"]], ids=["none", "no-by", "no-reason"])
+def test_restate_without_reason_and_approver_is_a_usage_error(tmp_path, example_inbox, given):
+    """A restatement records why and who approved it (outputs.md): without both it is a usage error
+    (exit 2), before the warehouse is created."""
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", tmp_path / "wh.duckdb", "--through",
+                       "2024-06", "--restate", *given, cwd=tmp_path)
+    line = assert_one_line_error(proc, 2)
+    assert "--reason and --by" in line
+    assert not (tmp_path / "wh.duckdb").exists()
+
+
 def test_reject_threshold_outside_0_1_exits_3(tmp_path, example_inbox):
     """operations.md: the reject threshold is a share; 1.5 cannot be used (input error, exit 3)."""
     proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", tmp_path / "wh.duckdb", "--through",

@@ -125,6 +125,10 @@ def test_sales_measures_with_order_updated_open_to_completed(wh):
     assert s["growth_rate"] == D("2.5000")  # (350 - 100) / 100
     assert str(s["last_order_date"]) == "2024-05-05"
     assert s["tenure_months"] == 13  # 2023-06 .. 2024-06
+    assert str(s["first_order_date"]) == "2023-06-10"
+    # as of end(2023-05) M1 had no order yet: nothing dated after the cut-off shows in that month
+    before = _m(wh, "customer_sales_monthly", "M1", "2023-05")
+    assert (before["first_order_date"], before["last_order_date"], before["tenure_months"]) == (None, None, 0)
     # W(2024-04) = 2023-05..2024-04: 100 + 300; O-M1-3 (dated 2024-05-05) not yet
     assert _m(wh, "customer_sales_monthly", "M1", "2024-04")["revenue_12m"] == D("400")
 

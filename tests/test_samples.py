@@ -342,3 +342,14 @@ def test_unknown_sample_and_missing_file_are_input_errors(tmp_path):
         import_sample("olist", tmp_path / "out", tmp_path)
     assert "\n" not in str(exc.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_export_without_rows_is_an_input_error(tmp_path):
+    # the header of the IBM export and nothing else: mapping it would write an inbox of no orders
+    (tmp_path / "ibm_accounts_receivable.csv").write_text(
+        "countryCode,customerID,PaperlessDate,invoiceNumber,InvoiceDate,DueDate,InvoiceAmount,Disputed,"
+        "SettledDate,PaperlessBill,DaysToSettle,DaysLate\n", encoding="utf-8")
+    with pytest.raises(InputError, match="holds no order rows") as exc:
+        import_sample("ibm_ar", tmp_path / "out", tmp_path)
+    assert "\n" not in str(exc.value)
+    assert not (tmp_path / "out").exists()

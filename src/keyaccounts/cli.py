@@ -119,6 +119,10 @@ def cmd_run(args) -> int:
     from keyaccounts.pipeline import run_pipeline
     from keyaccounts.warehouse import redact
 
+    if args.restate and not (args.reason and args.by):  # arguments missing: a usage error, before anything runs
+        from keyaccounts.errors import UsageError
+
+        raise UsageError("--restate needs --reason and --by (who approved the restatement)")
     cfg = RunConfig(inbox=args.inbox, warehouse=args.warehouse, through=args.through,
                     exports_dir=args.exports, reject_threshold=args.reject_threshold,
                     dbt_vars=_parse_vars(args.var), sql_source=args.sql_source, sql_schema=args.sql_schema,

@@ -427,6 +427,8 @@ def import_sample(name: str, out: Path, data_dir: Path | None = None) -> dict[st
         feeds = sample.adapter(data_dir)
     except (KeyError, ValueError, ArithmeticError) as exc:  # a column or value the adapter cannot read
         raise InputError(f"sample {name}: cannot map {data_dir}: {type(exc).__name__}: {exc}") from None
+    if not feeds.get("orders"):  # an empty or truncated export: an inbox without orders evaluates nothing
+        raise InputError(f"sample {name}: {data_dir / sample.files[0]} holds no order rows to map")
     out = Path(out)
     for feed, rows in feeds.items():
         _write_feed(out, feed, rows)

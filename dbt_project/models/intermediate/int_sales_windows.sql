@@ -115,7 +115,8 @@ select
     {{ safe_ratio('w.revenue_12m', 'w.list_amount_12m') }} as price_realization_12m,
     {{ safe_ratio('w.revenue_12m - w.revenue_prev_12m', 'w.revenue_prev_12m') }} as growth_rate,
     w.last_order_date,
-    f.first_order_date,
+    -- as of end(M): an order after the cut-off is not known yet in M (metrics.md)
+    case when f.first_order_date <= s.month_end then f.first_order_date end as first_order_date,
     -- tenure: months from the first completed order's month to M, both included
     case
         when f.first_order_date is null or f.first_order_date > s.month_end then 0
