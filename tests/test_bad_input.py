@@ -88,6 +88,8 @@ BAD_ROWS: dict[str, list[tuple[list[str], str]]] = {
         (["K2", "Northwind Finance", "finance", "national", "North", "李强", "15/09/2021", LATE],
          "bad_date:signed_on"),
         (["K9", "Leap Day Ltd", "retail", "local", "South", "张伟", "2023-02-29", LATE], "bad_date:signed_on"),
+        # year 0000: DuckDB reads 1 BC, PostgreSQL cannot store it (K6 would be evaluated from the first month)
+        (["K6", "Summit Retail", "retail", "local", "South", "张伟", "0000-01-01", LATE], "bad_date:signed_on"),
         (["K3", "蓝海科技", "aerospace", "local", "South", "张伟", "2022-03-01", LATE], "not_allowed:industry"),
         (["K4", "Harbor Logistics", "logistics", "galactic", "East", "王敏", "2021-01-10", LATE],
          "not_allowed:scope"),

@@ -49,14 +49,14 @@ def example_inbox(tmp_path) -> Path:
     return inbox
 
 
-@pytest.mark.parametrize("month", ["2024-13", "2024-6", "202406", "June", "2024-00"])
+@pytest.mark.parametrize("month", ["2024-13", "2024-6", "202406", "June", "2024-00", "2024-05\n"])
 def test_run_with_a_malformed_month_exits_3(tmp_path, example_inbox, month):
     """operations.md: `run --through YYYY-MM`; a bad month is a user error, one line, exit 3."""
     warehouse = tmp_path / "wh" / "warehouse.duckdb"
     proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", warehouse, "--through", month, cwd=tmp_path)
     line = assert_one_line_error(proc, 3)
     assert "YYYY-MM" in line
-    assert month in line
+    assert repr(month) in line
     assert not warehouse.exists()  # rejected before the warehouse is touched
 
 
@@ -212,6 +212,23 @@ def test_run_on_a_locked_warehouse_exits_4(tmp_path, example_inbox):
     line = assert_one_line_error(proc, 4)
     assert "in use" in line
     assert "raw" not in schemas and "audit" not in schemas
+
+
+@pytest.mark.parametrize("var, hint", [
+    ("reporting_currency=C' || 'NY", "three capital letters"),  # would be SQL in the models' literals
+    ("reporting_currency=cny", "three capital letters"),
+    ("business_time_zone=UTC+8", "IANA time zone"),  # PostgreSQL: 8 hours west of UTC; DuckDB: unknown
+    ("business_time_zone=CST", "IANA time zone"),  # PostgreSQL: fixed UTC-6; DuckDB: America/Chicago
+    ("business_time_zone=Asia/Shang'hai", "IANA time zone"),
+])
+def test_text_vars_written_into_sql_are_checked_before_the_run(tmp_path, example_inbox, var, hint):
+    """operations.md: SQL is parameterised; the two text vars dbt writes into SQL literals are checked
+    for what they are (one line, exit 3, before the warehouse is touched)."""
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", warehouse, "--through", "2024-06",
+                       "--var", var, cwd=tmp_path)
+    assert hint in assert_one_line_error(proc, 3)
+    assert not warehouse.exists()
 
 
 @pytest.mark.parametrize("var, hint", [("grace_month=2", "did you mean grace_months?"),

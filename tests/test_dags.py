@@ -142,6 +142,36 @@ def test_month_before_logical_date_in_business_time():
     assert month_before(datetime(2024, 1, 1, 0, 0, tzinfo=timezone.utc)) == "2023-12"
 
 
+def test_one_business_time_zone_for_the_schedules_and_the_models(tmp_path, monkeypatch, example_dir):
+    """The DAGs' schedules run in KEYACCOUNTS_BUSINESS_TZ; the models take the same zone from it, and a
+    run whose dbt var names another zone is refused in one line (its month would be the one that ended
+    in the schedule's zone, judged in another)."""
+    from datetime import datetime, timezone
+
+    from keyaccounts import orchestration as ka
+    from keyaccounts.config import RunConfig
+    from keyaccounts.errors import InputError
+
+    params = {"inbox": str(example_dir / "inbox"), "warehouse": str(tmp_path / "wh.duckdb")}
+    first_of_june = datetime(2024, 5, 31, 19, 0, tzinfo=timezone.utc)  # 2024-06-01 03:00 in Shanghai
+    monkeypatch.delenv("KEYACCOUNTS_BUSINESS_TZ", raising=False)
+    monkeypatch.setattr(ka, "BUSINESS_TZ", "Asia/Shanghai")
+    assert ka.resolve_settings(params, first_of_june)["through"] == "2024-05"
+    with pytest.raises(InputError, match="Los_Angeles in the Airflow environment"):
+        ka.resolve_settings({**params, "dbt_vars": {"business_time_zone": "America/Los_Angeles"}}, first_of_june)
+    # the environment variable sets both
+    monkeypatch.setenv("KEYACCOUNTS_BUSINESS_TZ", "America/Los_Angeles")
+    monkeypatch.setattr(ka, "BUSINESS_TZ", "America/Los_Angeles")
+    settings = ka.resolve_settings(params, first_of_june)
+    assert settings["through"] == "2024-04"  # 2024-05-31 12:00 in Los Angeles: May has not ended
+    assert json.loads(settings["dbt_vars_json"])["business_time_zone"] == "America/Los_Angeles"
+    cli = RunConfig(inbox=example_dir / "inbox", warehouse=tmp_path / "wh.duckdb", through="2024-05")
+    assert cli.dbt_vars == {"business_time_zone": "America/Los_Angeles"}
+    monkeypatch.setenv("KEYACCOUNTS_BUSINESS_TZ", "UTC+8")
+    with pytest.raises(InputError, match="IANA"):
+        RunConfig(inbox=example_dir / "inbox", warehouse=tmp_path / "wh.duckdb", through="2024-05")
+
+
 # ----------------------------------------------------------------------------- real runs
 
 
@@ -213,11 +243,10 @@ def test_failed_build_publishes_nothing(airflow, example_runs):
     """A month whose dbt build fails leaves the last publish in place and fails the run."""
     wh, _ = example_runs
     before = rows(wh, "select * from audit.publish_log order by all")
-    # an unknown time zone fails the first staging models (restaged: the zone is in their build
-    # key), so the run stops early instead of after half the project
+    # a window length that is not a number fails the first windows model (int_sales_windows) in dbt
     proc = dags_test(airflow, "monthly_tiers", "2024-08-01T00:00:00+08:00",
-                     {"warehouse": str(wh), "dbt_vars": {"business_time_zone": "No/Such_Zone"}})
+                     {"warehouse": str(wh), "dbt_vars": {"window_months": "twelve"}})
     assert proc.returncode != 0
-    assert "Unknown TimeZone" in proc.stdout + proc.stderr
+    assert "int_sales_windows" in proc.stdout + proc.stderr
     assert rows(wh, "select * from audit.publish_log order by all") == before
     assert not (wh.parent / "exports" / "tiers_2024-07.csv").exists()

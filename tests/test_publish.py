@@ -65,6 +65,28 @@ def test_identical_rerun_adds_no_row_to_published_tiers(example_wh):
         ["published", "unchanged"]
 
 
+def test_the_next_run_of_another_month_puts_files_a_killed_publish_left_in_place(example_wh):
+    """A run killed after its publish committed leaves its files under temporary names (the state below);
+    the next run, here of the next month, writes them from the record (operations.md: the next run
+    completes the work) instead of sweeping them away."""
+    inbox, wh = example_wh
+    exports = wh.parent / "exports"
+    published = {p.name: p.read_bytes() for p in (exports / "tiers_2024-05.csv", exports / "report_2024-05.html")}
+    for name in published:
+        (exports / name).rename(exports / (name + ".tmp"))
+    shutil.rmtree(exports / "managers" / "2024-05")
+    run(inbox, wh, "2024-06")
+    assert (exports / "tiers_2024-05.csv").read_bytes() == published["tiers_2024-05.csv"]  # from the record
+    # the report of version 1 (its back-test section now also sees 2024-06, so not the same bytes)
+    assert "版本 version 1 ·" in (exports / "report_2024-05.html").read_text(encoding="utf-8")
+    assert (exports / "managers" / "2024-05").is_dir() and (exports / "tiers_2024-06.csv").is_file()
+    assert sorted(p.name for p in exports.glob("*.tmp")) == []
+    # the record holds one version of each month: the earlier month's files came from it, not a republish
+    assert [(r["eval_month"], r["action"]) for r in rows(
+        wh, "select eval_month, action from audit.publish_log order by published_at")] == \
+        [("2024-05", "published"), ("2024-06", "published")]
+
+
 def test_restatement_appends_a_version_and_the_per_customer_diff(example_wh):
     inbox, wh = example_wh
     run(inbox, wh, "2024-06")

@@ -37,11 +37,12 @@ def shared_dir() -> Path:
     return PROJECT_ROOT.parent / "shared"
 
 
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 def parse_month(value: str, option: str = "--through") -> str:
-    if not isinstance(value, str) or not MONTH_RE.match(value):
+    # fullmatch: `$` would also accept a trailing newline ("2024-05\n" from a script's variable)
+    if not isinstance(value, str) or not MONTH_RE.fullmatch(value):
         raise InputError(f"{option} must be a month written YYYY-MM (e.g. 2024-06), got {value!r}")
     if value < "1900-01":
         raise InputError(f"{option} must be a month from 1900-01 on, got {value!r}")
@@ -57,9 +58,7 @@ def check_month_has_ended(month: str, time_zone: str, option: str = "--through")
 
     try:
         today = datetime.now(ZoneInfo(time_zone)).date()
-    except (ZoneInfoNotFoundError, ValueError):
-        # a zone the warehouse must judge (dbt stops on one it does not know): the date of the place
-        # furthest ahead (UTC+14), so no month that has ended anywhere is refused
+    except (ZoneInfoNotFoundError, ValueError):  # refused by check_time_zone before a run gets here
         today, time_zone = (datetime.now(timezone.utc) + timedelta(hours=14)).date(), "UTC+14"
     if month >= f"{today:%Y-%m}":
         raise InputError(f"{option} {month} has not ended yet (today is {today} in {time_zone}): a month is "
@@ -87,7 +86,8 @@ def project_vars() -> dict:
 
 def check_dbt_vars(dbt_vars: dict) -> None:
     """An override must name a var of dbt_project.yml: dbt ignores unknown ones, so a misspelt
-    threshold (`grace_month=2`) would silently leave the default in force."""
+    threshold (`grace_month=2`) would silently leave the default in force. The two text vars the
+    models write into SQL as literals are checked for what they are, so a value can never be SQL."""
     import difflib
 
     known = project_vars()
@@ -95,6 +95,46 @@ def check_dbt_vars(dbt_vars: dict) -> None:
         close = difflib.get_close_matches(name, list(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else "; the vars are those of dbt_project/dbt_project.yml"
         raise InputError(f"unknown dbt var {name!r}{hint}")
+    if "reporting_currency" in dbt_vars and not CURRENCY_RE.fullmatch(str(dbt_vars["reporting_currency"])):
+        raise InputError(f"reporting_currency must be an ISO 4217 code of three capital letters (e.g. CNY, USD), "
+                         f"got {dbt_vars['reporting_currency']!r}")
+    if "business_time_zone" in dbt_vars:
+        check_time_zone(str(dbt_vars["business_time_zone"]), "business_time_zone")
+
+
+TIME_ZONE_ENV = "KEYACCOUNTS_BUSINESS_TZ"
+
+
+def business_time_zone_var(dbt_vars: dict) -> dict:
+    """One business time zone for the schedules and the models: KEYACCOUNTS_BUSINESS_TZ (which the DAGs'
+    schedules use) is also the models' `business_time_zone`, unless a run names that var itself."""
+    zone = os.environ.get(TIME_ZONE_ENV)
+    if not zone or "business_time_zone" in dbt_vars:
+        return dbt_vars
+    check_time_zone(zone, TIME_ZONE_ENV)
+    return {**dbt_vars, "business_time_zone": zone}
+
+
+CURRENCY_RE = re.compile(r"[A-Z]{3}")
+ZONE_RE = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
+
+
+def check_time_zone(name: str, option: str) -> None:
+    """An IANA zone name Python knows (Asia/Shanghai, America/New_York, UTC). Anything else is refused:
+    DuckDB stops on names it does not know, while PostgreSQL reads POSIX spellings such as `UTC+8` as
+    eight hours *west* of UTC and abbreviations such as `CST` as fixed offsets, so the same inbox would
+    give other dates on the two warehouses."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        known = bool(ZONE_RE.fullmatch(name)) and "/" in name or name == "UTC"
+        if known:
+            ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        known = False
+    if not known:
+        raise InputError(f"{option} must be an IANA time zone name such as Asia/Shanghai, America/New_York or "
+                         f"UTC, got {name!r}")
 
 
 # names DuckDB gives its own catalogs: dbt-duckdb names the warehouse's catalog after the file
@@ -145,8 +185,8 @@ class RunConfig:
             check_warehouse_name(self.warehouse)
         parse_month(self.through)
         check_dbt_vars(self.dbt_vars)
-        check_month_has_ended(self.through, str(self.dbt_vars.get("business_time_zone")
-                                                or project_vars()["business_time_zone"]))
+        self.dbt_vars = business_time_zone_var(self.dbt_vars)
+        check_month_has_ended(self.through, self.business_time_zone)
         if self.exports_dir is None:
             if self.on_postgres:
                 raise InputError("with a PostgreSQL warehouse, name the exports folder: --exports DIR")
@@ -162,6 +202,10 @@ class RunConfig:
             raise InputError("potential_model=regression needs a DuckDB warehouse (its model is a dbt Python model, "
                              "which dbt-postgres cannot run); use the default potential_model=growth on PostgreSQL")
         self.check_restate()
+
+    @property
+    def business_time_zone(self) -> str:
+        return str(self.dbt_vars.get("business_time_zone") or project_vars()["business_time_zone"])
 
     @property
     def on_postgres(self) -> bool:

@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from keyaccounts.config import DBT_PROJECT_DIR, STATE_DIR, RunConfig
+from keyaccounts.config import DBT_PROJECT_DIR, STATE_DIR, TIME_ZONE_ENV, RunConfig, project_vars
 from keyaccounts.errors import InputError
 from keyaccounts.ingest.contract import FEEDS
 
-BUSINESS_TZ = os.environ.get("KEYACCOUNTS_BUSINESS_TZ", "Asia/Shanghai")
+# the zone of the schedules; the models use the same one (config.business_time_zone_var)
+BUSINESS_TZ = os.environ.get(TIME_ZONE_ENV) or str(project_vars()["business_time_zone"])
 # DuckDB allows one writer: every task that writes the warehouse runs in this pool of 1 slot.
 DUCKDB_POOL = os.environ.get("KEYACCOUNTS_DUCKDB_POOL", "keyaccounts_duckdb")
 # the dbt target (profiles.yml output) the Cosmos tasks run: Cosmos fixes it when the DAGs are
@@ -157,6 +158,12 @@ def resolve_settings(params: dict, logical_date: datetime) -> dict:
         restate_reason=params.get("restate_reason") or None,
         restated_by=params.get("restated_by") or None,
     )
+    if cfg.business_time_zone != BUSINESS_TZ:
+        # the schedules' zone is fixed when the DAGs are parsed: a run evaluating months in another zone
+        # would take the month that ended in one zone and be refused (or cut days) in the other
+        raise InputError(f"business_time_zone {cfg.business_time_zone} differs from the zone of the DAGs' "
+                         f"schedules ({BUSINESS_TZ}): set {TIME_ZONE_ENV}={cfg.business_time_zone} in the Airflow "
+                         f"environment and leave the dbt var unset")
     settings = settings_from_config(cfg)
     # the connection id travels, never its URL: credentials stay in Airflow's connection store
     settings["sql_conn_id"] = params.get("sql_conn_id") or _variable("keyaccounts_sql_conn_id") or ""

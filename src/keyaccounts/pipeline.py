@@ -22,7 +22,7 @@ from keyaccounts.publish import up_to_date, wap
 from keyaccounts.publish.bi_copy import stage_bi_copy
 from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.publish.report import build_report
-from keyaccounts.publish.log import last_published_month, record_publish
+from keyaccounts.publish.log import last_published_month, months_missing_files, record_publish
 from keyaccounts.transform.dbt import models_at_once, run_dbt
 from keyaccounts.warehouse import connection, run_lock
 
@@ -127,6 +127,11 @@ def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
         def write_files(result: wap.PublishResult) -> None:
             checkpoint("publish")
             up_to_date.clear(conn)  # until run_pipeline records this run as complete
+            for earlier in months_missing_files(conn, cfg.exports_dir, but=cfg.through):
+                # its files were never renamed into place (killed after its commit): from the record
+                export_month(conn, earlier, cfg.exports_dir, pending)
+                export_managers(conn, earlier, cfg.exports_dir, pending)
+                build_report(conn, earlier, cfg.exports_dir, pending)
             kept = None
             if result.action == "unchanged":  # checked before export_month rewrites the Parquet
                 kept = report_files_of_version(cfg.exports_dir, cfg.through, result.version)

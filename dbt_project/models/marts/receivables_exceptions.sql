@@ -21,7 +21,7 @@ overpaid as (
         i.source_file,
         i.source_line,
         sum(p.amount) as paid,
-        string_agg(p.payment_id, ', ' order by p.payment_id) as payment_ids
+        string_agg(p.payment_id, ', ' order by {{ byte_order('p.payment_id') }}) as payment_ids
     from {{ ref('stg_invoices') }} as i
     inner join payments as p
         on i.invoice_id = p.invoice_id and p.is_applied

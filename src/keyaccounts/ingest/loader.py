@@ -26,12 +26,16 @@ META_COLUMNS = ("_file", "_line", "_file_seq", "_run_id", "_loaded_at")
 
 NUMBER_RE = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
 INTEGER_RE = r"^[+-]?[0-9]+$"
-MONTH_RE = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
-DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# years 0001..9999: DuckDB reads year 0000 as 1 BC, which PostgreSQL cannot store (its run would stop on
+# the raw row at every run after)
+YEAR_RE = r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+MONTH_RE = rf"^{YEAR_RE}-(0[1-9]|1[0-2])$"
+DATE_RE = rf"^{YEAR_RE}-[0-9]{{2}}-[0-9]{{2}}$"
 # ISO 8601: a date, or a date and time with an optional offset (Z, +08, +0800, +08:00)
 # offsets as the world uses them: -12:00 .. +14:00 at most, minutes 00..59 (DuckDB would apply +25:00 or
 # +08:99 as written, moving the instant that decides which update of a key wins)
-TIMESTAMP_RE = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+TIMESTAMP_RE = (rf"^{YEAR_RE}-[0-9]{{2}}-[0-9]{{2}}"
+                r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
                 r"(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?$")
 
 

@@ -41,3 +41,22 @@ def record_publish(conn, month: str, run_id: str, exports: list[Path], action: s
         "exports) values (?, ?, ?, ?, ?, ?, ?, ?)",
         [month, run_id, datetime.now(timezone.utc), action, version, by, reason, ";".join(str(p) for p in exports)],
     )
+
+
+def months_missing_files(conn, exports_dir: Path, but: str) -> list[str]:
+    """Published months (other than `but`) whose latest publish wrote files into `exports_dir` that are
+    not in place: a run killed between its commit and the renames of its files. The next run of any
+    month writes them from the record (operations.md: the next run completes the work)."""
+    ensure_publish_log(conn)
+    latest = conn.execute(
+        "select eval_month, exports from audit.publish_log as l where eval_month <> ? and published_at = "
+        "(select max(published_at) from audit.publish_log as m where m.eval_month = l.eval_month) "
+        "order by eval_month", [but]).fetchall()
+    folder = Path(exports_dir).resolve()
+    missing = []
+    for month, exports in latest:
+        mine = [Path(p) for p in (exports or "").split(";") if p and Path(p).resolve().parent in (
+            folder, folder / "managers")]
+        if any(not p.exists() for p in mine):
+            missing.append(month)
+    return missing

@@ -17,11 +17,12 @@ class PendingFiles:
         self._scratch: list[Path] = []  # removed on discard (written, but not renamed)
         self._after: list[Callable[[], None]] = []
 
-    @staticmethod
-    def sweep(folder: Path, pattern: str) -> None:
-        """Remove temporary files a killed run left (runs are serialised by the run lock)."""
+    def sweep(self, folder: Path, pattern: str) -> None:
+        """Remove temporary files a killed run left (runs are serialised by the run lock), not those
+        of this publish (it may write the files of two months)."""
+        own = {tmp for tmp, _ in self._moves}
         for stale in folder.glob(pattern):
-            if stale.is_symlink() or stale.is_file():
+            if stale not in own and (stale.is_symlink() or stale.is_file()):
                 stale.unlink(missing_ok=True)
 
     def temp_for(self, final: Path) -> Path:
