@@ -22,7 +22,8 @@ from keyaccounts import orchestration as ka
 )
 def transform():
     run_settings = ka.settings_task()
-    run_settings >> ka.dbt_task_group() >> ka.held_back_task(run_settings) >> ka.checks_task(run_settings)
+    built = run_settings >> ka.claim_task(run_settings) >> ka.dbt_task_group() >> ka.held_back_task(run_settings)
+    built >> ka.checks_task(run_settings)
 
 
 transform()

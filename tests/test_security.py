@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import rows
+from conftest import one, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "keyaccounts")
@@ -59,13 +59,15 @@ def pii_run(example_dir, tmp_path_factory):
         records = list(csv.DictReader(fh))
     for r in records:
         r.update(PII)
+    # and a bad row (NPS out of range): quarantined, with its personal data withheld there
+    records.append({**records[0], "response_id": "R-BAD-PII", "nps_score": "11"})
     with open(survey, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(records[0]))
         writer.writeheader()
         writer.writerows(records)
     warehouse = out / "wh" / "warehouse.duckdb"
-    proc = subprocess.run([CLI, "run", "--inbox", str(inbox), "--warehouse", str(warehouse), "--through", "2024-06"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([CLI, "run", "--inbox", str(inbox), "--warehouse", str(warehouse), "--through", "2024-06",
+                           "--reject-threshold", "0.5"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     status = subprocess.run([CLI, "status", "--warehouse", str(warehouse)], capture_output=True, text=True,
                             timeout=120)
@@ -88,6 +90,9 @@ def test_survey_personal_data_never_leaves_the_raw_layer(pii_run):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert PII["respondent_email"] in _text_values(conn, "raw")
         published = {s: _text_values(conn, s) for s in ("staging", "marts", "marts_build", "quarantine")}
+    bad = one(warehouse, "select respondent_name, respondent_email, _reason from quarantine.survey_responses")
+    assert bad == {"respondent_name": "(withheld: personal data)", "respondent_email": "(withheld: personal data)",
+                   "_reason": "out_of_range:nps_score"}
     hashed = rows(warehouse, "select respondent_hash from staging.stg_survey_responses")
     assert hashed and all(len(r["respondent_hash"]) == 64 for r in hashed)  # hashed in staging, not dropped
     marts_columns = rows(warehouse, "select column_name from information_schema.columns "

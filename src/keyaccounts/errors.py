@@ -39,3 +39,10 @@ class BuildFailed(KeyAccountsError):
     """dbt could not build or test the models; nothing new was published."""
 
     exit_code = 6
+
+
+class BuildReplaced(KeyAccountsError):
+    """Another run rebuilt `marts_build` after this run claimed it (Airflow runs of `transform` and
+    `monthly_tiers` interleaving their tasks): this run publishes nothing."""
+
+    exit_code = 4

@@ -131,7 +131,7 @@ def _variable(name: str) -> str | None:
         return None
 
 
-def resolve_settings(params: dict, logical_date: datetime) -> dict:
+def resolve_settings(params: dict, logical_date: datetime, owner: str | None = None) -> dict:
     """Everything a run needs, as a JSON-able dict (it travels by XCom to the dbt tasks)."""
     def pick(param: str, variable: str, env: str, default: str) -> str:
         return str(params.get(param) or _variable(variable) or os.environ.get(env) or default)
@@ -164,14 +164,16 @@ def resolve_settings(params: dict, logical_date: datetime) -> dict:
         raise InputError(f"business_time_zone {cfg.business_time_zone} differs from the zone of the DAGs' "
                          f"schedules ({BUSINESS_TZ}): set {TIME_ZONE_ENV}={cfg.business_time_zone} in the Airflow "
                          f"environment and leave the dbt var unset")
-    settings = settings_from_config(cfg)
+    settings = settings_from_config(cfg, owner)
     # the connection id travels, never its URL: credentials stay in Airflow's connection store
     settings["sql_conn_id"] = params.get("sql_conn_id") or _variable("keyaccounts_sql_conn_id") or ""
     settings["sql_schema"] = params.get("sql_schema") or "public"
     return settings
 
 
-def settings_from_config(cfg: RunConfig) -> dict:
+def settings_from_config(cfg: RunConfig, owner: str | None = None) -> dict:
+    """`owner`: the DAG run that claims the build (transform.build_claim); its dbt tasks carry it as the
+    var `build_owner`."""
     from keyaccounts.pipeline import dbt_vars_for
     from keyaccounts.transform.dbt import warehouse_env
 
@@ -182,7 +184,8 @@ def settings_from_config(cfg: RunConfig) -> dict:
     return {
         "inbox": str(cfg.inbox), "warehouse": warehouse, "dbt_env": dbt_env, "through": cfg.through,
         "exports": str(cfg.exports_dir), "reject_threshold": cfg.reject_threshold, "dbt_vars": cfg.dbt_vars,
-        "dbt_vars_json": json.dumps(dbt_vars_for(cfg)),
+        "dbt_vars_json": json.dumps({**dbt_vars_for(cfg), **({"build_owner": owner} if owner else {})}),
+        "build_owner": owner,
         "restate": cfg.restate, "restate_reason": cfg.restate_reason, "restated_by": cfg.restated_by,
     }
 
@@ -241,7 +244,7 @@ def checks(settings: dict) -> dict:
     """Great Expectations on the built month; a failed blocking check fails without retry."""
     from keyaccounts.pipeline import check_task
 
-    report = _run_task(check_task, config_from_settings(settings))
+    report = _run_task(check_task, config_from_settings(settings), settings.get("build_owner"))
     for warning in report.warnings:
         print(f"WARNING data check: {warning}")
     return {name: r["success"] for name, r in report.results.items()}
@@ -250,7 +253,8 @@ def checks(settings: dict) -> dict:
 def publish(settings: dict, run_id: str) -> list[str]:
     from keyaccounts.pipeline import publish_task
 
-    return [str(p) for p in _run_task(publish_task, config_from_settings(settings), run_id)]
+    return [str(p) for p in _run_task(publish_task, config_from_settings(settings), run_id,
+                                      settings.get("build_owner"))]
 
 
 def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
@@ -303,7 +307,8 @@ def settings_task():
     @task(task_id="settings")
     def settings() -> dict:
         context = get_current_context()
-        return _run_task(resolve_settings, context["params"], run_date(context))  # a bad param: no retry
+        # a bad param: no retry
+        return _run_task(resolve_settings, context["params"], run_date(context), context["run_id"])
 
     return settings()
 
@@ -320,6 +325,28 @@ def ingest_task(run_settings):
         return stats
 
     return load_inbox(run_settings)
+
+
+def claim(settings: dict) -> None:
+    """This DAG run builds marts_build from now on (transform.build_claim)."""
+    from keyaccounts.transform import build_claim
+    from keyaccounts.warehouse import connection
+
+    def run() -> None:
+        with connection(settings["warehouse"]) as conn:
+            build_claim.claim(conn, settings["build_owner"])
+
+    _run_task(run)
+
+
+def claim_task(run_settings):
+    from airflow.sdk import task
+
+    @task(task_id="claim_build", pool=DUCKDB_POOL)
+    def claim_build(s: dict) -> None:
+        claim(s)
+
+    return claim_build(run_settings)
 
 
 def held_back_task(run_settings):

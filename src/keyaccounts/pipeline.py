@@ -23,6 +23,7 @@ from keyaccounts.publish.bi_copy import stage_bi_copy
 from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.publish.report import build_report
 from keyaccounts.publish.log import last_published_month, months_missing_files, record_publish
+from keyaccounts.transform import build_claim
 from keyaccounts.transform.dbt import models_at_once, run_dbt
 from keyaccounts.warehouse import connection, run_lock
 
@@ -90,10 +91,16 @@ def dbt_vars_for(cfg: RunConfig) -> dict:
     return {**cfg.dbt_vars, "through_month": build_through(cfg), "marts_schema": wap.BUILD_SCHEMA}
 
 
-def transform_task(cfg: RunConfig) -> None:
-    """Build and test every dbt model (dbt build)."""
+def transform_task(cfg: RunConfig, owner: str | None = None) -> None:
+    """Build and test every dbt model (dbt build); with `owner`, as that run's claimed build
+    (transform.build_claim)."""
     checkpoint("dbt")
-    run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg),
+    dbt_vars = dbt_vars_for(cfg)
+    if owner:
+        with connection(cfg.warehouse) as conn:
+            build_claim.claim(conn, owner)
+        dbt_vars = {**dbt_vars, "build_owner": owner}
+    run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars,
             extra=["--full-refresh"] if cfg.full_refresh else None, threads=models_at_once(cfg.warehouse))
 
 
@@ -105,16 +112,22 @@ def held_back_task(cfg: RunConfig) -> dict[str, dict[str, int]]:
         return record_held_back(conn)
 
 
-def check_task(cfg: RunConfig):
-    """Great Expectations suites on the built month (marts_build); raises ChecksFailed."""
+def check_task(cfg: RunConfig, owner: str | None = None):
+    """Great Expectations suites on the built month (marts_build); raises ChecksFailed. With `owner`,
+    the checked build must be that run's, and is marked checked for its publish."""
     checkpoint("checks")
     from keyaccounts.checks import run_checks
 
     with connection(cfg.warehouse) as conn:
-        return run_checks(conn, cfg)
+        if owner:
+            build_claim.verify(conn, owner)
+        report = run_checks(conn, cfg)
+        if owner:
+            build_claim.mark_checked(conn, owner)
+        return report
 
 
-def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
+def publish_task(cfg: RunConfig, run_id: str, owner: str | None = None) -> list[Path]:
     """Swap the checked marts in, record the month in marts.published_tiers (append-only),
     write the month's exports, report and BI copy from that record, and log the publish: all
     or nothing. The files are written inside the publish transaction under temporary names
@@ -149,7 +162,7 @@ def publish_task(cfg: RunConfig, run_id: str) -> list[Path]:
 
         try:
             result = wap.publish(conn, cfg.through, run_id, restate=cfg.restate, reason=cfg.restate_reason,
-                                 by=cfg.restated_by, before_commit=write_files)
+                                 by=cfg.restated_by, before_commit=write_files, owner=owner)
         except BaseException:
             pending.discard()
             raise
@@ -184,10 +197,10 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
             cfg.last_publish = wap.PublishResult(cfg.through, "up_to_date", last.version)
             result.exports = last.exports
             return result
-        transform_task(cfg)
+        transform_task(cfg, owner=run_id)
         result.held_back = held_back_task(cfg)
-        result.checks = check_task(cfg)
-        result.exports = publish_task(cfg, run_id)
+        result.checks = check_task(cfg, owner=run_id)
+        result.exports = publish_task(cfg, run_id, owner=run_id)
         with connection(cfg.warehouse) as conn:
             up_to_date.record(conn, cfg.through, run_id, fingerprint)
     return result

@@ -41,6 +41,8 @@ class Column:
     min_value: float | None = None  # inclusive
     min_exclusive: bool = False
     max_value: float | None = None  # inclusive
+    # personal data (survey respondents): kept in raw only, withheld from quarantine (operations.md)
+    personal: bool = False
     # reason code used when a required value is missing (default `missing_<name>`)
     missing_reason: str | None = None
     # decimal places a decimal keeps (staging's type: amounts decimal(38, 8); fx rates 18, so that a
@@ -151,9 +153,9 @@ FEEDS: dict[str, Feed] = {
                 Column("after_sales_service", "integer", min_value=1, max_value=5),
                 Column("responsiveness", "integer", min_value=1, max_value=5),
                 Column("comment"),
-                Column("respondent_name"),
-                Column("respondent_phone"),
-                Column("respondent_email"),
+                Column("respondent_name", personal=True),
+                Column("respondent_phone", personal=True),
+                Column("respondent_email", personal=True),
                 _ts(),
             ),
             optional=True,

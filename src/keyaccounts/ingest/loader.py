@@ -26,6 +26,7 @@ META_COLUMNS = ("_file", "_line", "_file_seq", "_run_id", "_loaded_at")
 
 NUMBER_RE = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
 INTEGER_RE = r"^[+-]?[0-9]+$"
+PERSONAL_WITHHELD = "(withheld: personal data)"
 # years 0001..9999: DuckDB reads year 0000 as 1 BC, which PostgreSQL cannot store (its run would stop on
 # the raw row at every run after)
 YEAR_RE = r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
@@ -361,7 +362,10 @@ def _record_quarantine(conn, staged: _StagedFile, file_seq: int | None, run_id: 
             [run_id, staged.feed.name, staged.rel_name, staged.sha, staged.bad_reason, staged.bad_detail, now],
         )
         return
-    cols = ", ".join(quote_ident(c) for c in staged.feed.column_names)
+    # a bad row's personal data is withheld (whether a value was there stays visible): raw alone keeps it
+    cols = ", ".join(
+        f"case when nullif(trim({quote_ident(c.name)}), '') is null then {quote_ident(c.name)} "
+        f"else '{PERSONAL_WITHHELD}' end" if c.personal else quote_ident(c.name) for c in staged.feed.columns)
     conn.execute(
         f"insert into quarantine.{staged.feed.name} select {cols}, ?, _line, ?, ?, ?, _reason "
         f"from {staged.temp_table} where _reason is not null order by _line",

@@ -127,10 +127,14 @@ def _diff(conn) -> str:
 
 
 def publish(conn, month: str, run_id: str, restate: bool = False, reason: str | None = None,
-            by: str | None = None, before_commit: Callable[[PublishResult], None] | None = None) -> PublishResult:
+            by: str | None = None, before_commit: Callable[[PublishResult], None] | None = None,
+            owner: str | None = None) -> PublishResult:
     """Swap the checked build into `marts` and record the month, in one transaction.
     `before_commit(result)` runs inside it, seeing the new marts (the publish's files are
-    written there, to temporary names): if it fails, nothing is published."""
+    written there, to temporary names): if it fails, nothing is published. With `owner`, the build
+    must be the one that run claimed and checked (transform.build_claim)."""
+    from keyaccounts.transform import build_claim
+
     # only the project's current mart models (a model since removed may linger in the build schema)
     models = {p.stem for p in (DBT_PROJECT_DIR / "models" / "marts").glob("*.sql")}
     built = [t for t in _tables(conn, BUILD_SCHEMA) if t in models]
@@ -139,6 +143,8 @@ def publish(conn, month: str, run_id: str, restate: bool = False, reason: str | 
     now = datetime.now(timezone.utc)
     conn.execute("begin transaction")
     try:
+        if owner:
+            build_claim.verify(conn, owner, checked=True)
         conn.execute(f"create schema if not exists {SCHEMA}")
         _ensure_record(conn)
         current = conn.execute(f"select max(version) from {SCHEMA}.published_tiers where eval_month = ?",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from keyaccounts.config import DBT_PROJECT_DIR
-from keyaccounts.errors import BuildFailed, WarehouseLocked
+from keyaccounts.errors import BuildFailed, BuildReplaced, WarehouseLocked
 from keyaccounts.warehouse import (DUCKDB_FILE_LOCK, connection, duckdb_settings, is_postgres, pg_params,
                                    release_dbt_handle)
 
@@ -107,6 +107,9 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
         raise WarehouseLocked(f"warehouse {warehouse} was opened by another process during the dbt build (DuckDB "
                               "allows one writer; BI tools read published/): nothing was published; retry when "
                               "it is closed", details=str(log))
+    replaced = [line.strip() for m in messages for line in m.splitlines() if "rebuilt by another run" in line]
+    if replaced:  # macros/build_claim.sql: another run claimed marts_build since this one did
+        raise BuildReplaced(replaced[0], details=str(log))
     if result.exception is not None:
         first = str(result.exception).strip().splitlines()
         raise BuildFailed(f"dbt {command} failed: {first[0] if first else type(result.exception).__name__}",
