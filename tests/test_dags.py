@@ -18,6 +18,8 @@ import pytest
 
 from conftest import rows, run
 
+# a slow or busy CI host: the first test also pays for the module's shared runs (the module's DAG runs (one dbt invocation per model) come first)
+pytestmark = pytest.mark.timeout(2400)
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 MARTS = ["customer_tier_monthly", "customer_value_monthly", "customer_sales_monthly", "customer_receivables_monthly",

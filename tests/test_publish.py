@@ -87,6 +87,30 @@ def test_the_next_run_of_another_month_puts_files_a_killed_publish_left_in_place
         [("2024-05", "published"), ("2024-06", "published")]
 
 
+def test_an_airflow_rerun_of_a_corrected_published_month_says_how_many_customers_differ(example_wh, capfd):
+    """As `keyaccounts run` prints it, the monthly DAG's publish logs that the rebuilt month differs from
+    the record it keeps (the marts follow corrected sources; the record changes only by a restatement)."""
+    from keyaccounts import orchestration as ka
+
+    inbox, wh = example_wh
+    # a late order of 5,000,000 makes K6 (V 64,400.00, rank 5, tier C in 2024-05) pass K1 (1,656,000.00)
+    (inbox / "orders" / "part-0099.csv").write_text(
+        "order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at\n"
+        "O-K6-LATE,K6,,2024-05-20,completed,CNY,5000000,5000000,,2024-06-03T09:00:00+08:00\n", encoding="utf-8")
+    cfg = RunConfig(inbox=inbox, warehouse=wh, through="2024-05")
+    ingest_task(cfg, "late-file")
+    transform_task(cfg)
+    check_task(cfg)
+    capfd.readouterr()
+    ka.publish(ka.settings_from_config(cfg), "late-file")
+    logged = "".join(capfd.readouterr())  # Airflow's logging (structlog) writes the task log to stderr
+    # the month's total V grows by K6's new V, so every one of the six customers' share_before changes
+    assert "in which 6 customers differ from the record" in logged and "restate" in logged
+    assert one(wh, "select tier from marts.customer_tier_monthly where customer_id = 'K6' and eval_month = '2024-05'"
+               )["tier"] == "A"  # the marts show the rebuilt month
+    assert one(wh, "select max(version) as v from marts.published_tiers where eval_month = '2024-05'")["v"] == 1
+
+
 def test_restatement_appends_a_version_and_the_per_customer_diff(example_wh):
     inbox, wh = example_wh
     run(inbox, wh, "2024-06")

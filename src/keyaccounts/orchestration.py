@@ -253,8 +253,19 @@ def checks(settings: dict) -> dict:
 def publish(settings: dict, run_id: str) -> list[str]:
     from keyaccounts.pipeline import publish_task
 
-    return [str(p) for p in _run_task(publish_task, config_from_settings(settings), run_id,
-                                      settings.get("build_owner"))]
+    cfg = config_from_settings(settings)
+    paths = _run_task(publish_task, cfg, run_id, settings.get("build_owner"))
+    pub = cfg.last_publish
+    if pub is not None and pub.action == "unchanged" and pub.differs_from_record and not cfg.restate:
+        import logging
+
+        # as `keyaccounts run` says it: the marts follow corrected sources, the record does not
+        logging.getLogger(__name__).warning(
+            "%s was already published (version %s): the record and the exports keep it, but the marts now show "
+            "the rebuilt month, in which %s customers differ from the record; to make it the record, trigger "
+            "monthly_tiers with restate, restate_reason and restated_by", cfg.through, pub.version,
+            pub.differs_from_record)
+    return [str(p) for p in paths]
 
 
 def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
