@@ -41,8 +41,8 @@ def test_a_publish_never_takes_a_build_another_run_replaced(example_dir, tmp_pat
         publish_task(cfg, monthly, owner=monthly)
     # a dbt task of the monthly run that comes after the other run's claim stops before writing a model
     with pytest.raises(BuildReplaced, match=f"rebuilt by another run \\({transform}\\), not by {monthly}"):
-        run_dbt("build", wh, cfg.dbt_state_dir, {**dbt_vars_for(cfg), "build_owner": monthly},
-                extra=["--select", "tier_summary_monthly"])
+        run_dbt("build", wh, cfg.dbt_state_dir, dbt_vars_for(cfg), extra=["--select", "tier_summary_monthly"],
+                owner=monthly)
     # the transform run's own build is not published before its checks either
     with pytest.raises(BuildReplaced, match="not checked"):
         publish_task(cfg, transform, owner=transform)

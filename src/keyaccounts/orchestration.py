@@ -29,7 +29,7 @@ DUCKDB_POOL = os.environ.get("KEYACCOUNTS_DUCKDB_POOL", "keyaccounts_duckdb")
 # parsed, so a deployment on a PostgreSQL warehouse sets KEYACCOUNTS_DBT_TARGET=postgres
 DBT_TARGET = os.environ.get("KEYACCOUNTS_DBT_TARGET", "duckdb")
 DBT_ENV_NAMES = ("KEYACCOUNTS_DBT_TARGET", "KEYACCOUNTS_WAREHOUSE", "KEYACCOUNTS_PG_HOST", "KEYACCOUNTS_PG_PORT",
-                 "KEYACCOUNTS_PG_USER", "KEYACCOUNTS_PG_DATABASE")
+                 "KEYACCOUNTS_PG_USER", "KEYACCOUNTS_PG_DATABASE", "KEYACCOUNTS_BUILD_OWNER")
 MANIFEST_PATH = Path(os.environ.get("KEYACCOUNTS_DBT_MANIFEST", STATE_DIR / "dbt" / "manifest" / "manifest.json"))
 def _start_date():
     import pendulum  # Airflow keeps a pendulum start date's zone as the DAG's time zone
@@ -172,8 +172,8 @@ def resolve_settings(params: dict, logical_date: datetime, owner: str | None = N
 
 
 def settings_from_config(cfg: RunConfig, owner: str | None = None) -> dict:
-    """`owner`: the DAG run that claims the build (transform.build_claim); its dbt tasks carry it as the
-    var `build_owner`."""
+    """`owner`: the DAG run that claims the build (transform.build_claim); its dbt tasks carry it in
+    KEYACCOUNTS_BUILD_OWNER."""
     from keyaccounts.pipeline import dbt_vars_for
     from keyaccounts.transform.dbt import warehouse_env
 
@@ -181,10 +181,11 @@ def settings_from_config(cfg: RunConfig, owner: str | None = None) -> dict:
     # what the Cosmos dbt tasks need to reach the warehouse; never a password (XCom is stored in
     # the metadata DB): dbt reads KEYACCOUNTS_PG_PASSWORD from the worker's own environment
     dbt_env = {k: v for k, v in warehouse_env(warehouse).items() if k != "KEYACCOUNTS_PG_PASSWORD"}
+    dbt_env["KEYACCOUNTS_BUILD_OWNER"] = owner or ""
     return {
         "inbox": str(cfg.inbox), "warehouse": warehouse, "dbt_env": dbt_env, "through": cfg.through,
         "exports": str(cfg.exports_dir), "reject_threshold": cfg.reject_threshold, "dbt_vars": cfg.dbt_vars,
-        "dbt_vars_json": json.dumps({**dbt_vars_for(cfg), **({"build_owner": owner} if owner else {})}),
+        "dbt_vars_json": json.dumps(dbt_vars_for(cfg)),
         "build_owner": owner,
         "restate": cfg.restate, "restate_reason": cfg.restate_reason, "restated_by": cfg.restated_by,
     }

@@ -95,13 +95,12 @@ def transform_task(cfg: RunConfig, owner: str | None = None) -> None:
     """Build and test every dbt model (dbt build); with `owner`, as that run's claimed build
     (transform.build_claim)."""
     checkpoint("dbt")
-    dbt_vars = dbt_vars_for(cfg)
     if owner:
         with connection(cfg.warehouse) as conn:
             build_claim.claim(conn, owner)
-        dbt_vars = {**dbt_vars, "build_owner": owner}
-    run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars,
-            extra=["--full-refresh"] if cfg.full_refresh else None, threads=models_at_once(cfg.warehouse))
+    run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg),
+            extra=["--full-refresh"] if cfg.full_refresh else None, threads=models_at_once(cfg.warehouse),
+            owner=owner)
 
 
 def held_back_task(cfg: RunConfig) -> dict[str, dict[str, int]]:

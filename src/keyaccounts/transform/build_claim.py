@@ -4,7 +4,7 @@ The pool of one slot serialises the tasks that write the warehouse, not DAG runs
 (triggered by a late file) can rebuild models between a `monthly_tiers` run's checks and its publish,
 which would then publish marts nobody checked, or half of two builds. So a run claims the build before
 its dbt models (`claim`), every dbt invocation of the run stops if the claim is no longer its own (macro
-`check_build_owner`, on-run-start, given the var `build_owner`), the checks mark the claim checked, and
+`check_build_owner`, on-run-start, given KEYACCOUNTS_BUILD_OWNER), the checks mark the claim checked, and
 publish takes only a build its own run claimed and checked (`verify`, inside the publish transaction).
 The CLI claims too, so an Airflow run and `keyaccounts run` on the same warehouse cannot mix either."""
 

@@ -72,8 +72,9 @@ def dbt_env(warehouse: Path | str, state_dir: Path, target_path: Path | None = N
 
 
 def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None,
-            target_path: Path | None = None, threads: int | None = None) -> None:
-    """Run `dbt <command>` against the warehouse; raise BuildFailed with the first failing node."""
+            target_path: Path | None = None, threads: int | None = None, owner: str | None = None) -> None:
+    """Run `dbt <command>` against the warehouse; raise BuildFailed with the first failing node. With
+    `owner`, as the build that run claimed (transform.build_claim)."""
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
     raise_exceptions = logging.raiseExceptions
     # a full disk makes dbt's file log fail on every line; don't print a traceback for each
     logging.raiseExceptions = False
-    with _env(dbt_env(warehouse, state_dir, target_path, threads)):
+    with _env({**dbt_env(warehouse, state_dir, target_path, threads), "KEYACCOUNTS_BUILD_OWNER": owner or ""}):
         try:
             result = dbtRunner().invoke(args)
         finally:
