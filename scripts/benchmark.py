@@ -1348,7 +1348,8 @@ def _dbt_node_timings(warehouse: Path, top: int = 10) -> dict:
               if r["unique_id"].startswith(("model.", "seed."))]
     tests = [r.get("execution_time", 0.0) for r in results if r["unique_id"].startswith("test.")]
     models.sort(key=lambda x: -x[1])
-    return {"threads": len({r.get("thread_id") for r in results}),  # dbt's threads: models built side by side
+    # dbt's threads: models built side by side (the on-run-start hook runs on dbt's main thread)
+    return {"threads": len({r.get("thread_id") for r in results if not r["unique_id"].startswith("operation.")}),
             "models_s": round(sum(t for _, t in models), 2), "models": len(models),
             "tests_s": round(sum(tests), 2), "tests": len(tests),
             "top_models": {name: round(t, 2) for name, t in models[:top]}}

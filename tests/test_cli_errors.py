@@ -358,7 +358,8 @@ def test_the_build_of_a_large_warehouse_runs_one_model_at_a_time(tmp_path, examp
     transform_task(cfg)
     results = json.loads((cfg.dbt_state_dir / "target" / "run_results.json").read_text(encoding="utf-8"))["results"]
     assert len(results) > 100 and all(r["status"] in ("success", "pass") for r in results)
-    assert len({r["thread_id"] for r in results}) == 1
+    # the models and tests (the on-run-start hook runs on dbt's main thread before them)
+    assert len({r["thread_id"] for r in results if not r["unique_id"].startswith("operation.")}) == 1
 
 
 def test_the_bi_copy_connection_gets_the_run_settings(tmp_path, monkeypatch):
