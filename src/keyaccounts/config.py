@@ -53,13 +53,10 @@ def check_month_has_ended(month: str, time_zone: str, option: str = "--through")
     """metrics.md evaluates M as of the end of its last day: a month not over yet in the business time
     zone would publish a tier table of part of a month (every customer `inactive_90d` for a month years
     ahead) into a record that is never rewritten, and keep the marts there."""
-    from datetime import datetime, timezone
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
-    try:
-        today = datetime.now(ZoneInfo(time_zone)).date()
-    except (ZoneInfoNotFoundError, ValueError):  # refused by check_time_zone before a run gets here
-        today, time_zone = (datetime.now(timezone.utc) + timedelta(hours=14)).date(), "UTC+14"
+    today = datetime.now(ZoneInfo(time_zone)).date()  # a name check_time_zone let through
     if month >= f"{today:%Y-%m}":
         raise InputError(f"{option} {month} has not ended yet (today is {today} in {time_zone}): a month is "
                          f"evaluated once its last day is over")
@@ -87,7 +84,8 @@ def project_vars() -> dict:
 def check_dbt_vars(dbt_vars: dict) -> None:
     """An override must name a var of dbt_project.yml: dbt ignores unknown ones, so a misspelt
     threshold (`grace_month=2`) would silently leave the default in force. The two text vars the
-    models write into SQL as literals are checked for what they are, so a value can never be SQL."""
+    models write into SQL as literals are checked for what they are, so a value can never be SQL: as
+    given, or as dbt_project.yml sets them."""
     import difflib
 
     known = project_vars()
@@ -95,11 +93,11 @@ def check_dbt_vars(dbt_vars: dict) -> None:
         close = difflib.get_close_matches(name, list(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else "; the vars are those of dbt_project/dbt_project.yml"
         raise InputError(f"unknown dbt var {name!r}{hint}")
-    if "reporting_currency" in dbt_vars and not CURRENCY_RE.fullmatch(str(dbt_vars["reporting_currency"])):
+    effective = {**known, **dbt_vars}
+    if not CURRENCY_RE.fullmatch(str(effective["reporting_currency"])):
         raise InputError(f"reporting_currency must be an ISO 4217 code of three capital letters (e.g. CNY, USD), "
-                         f"got {dbt_vars['reporting_currency']!r}")
-    if "business_time_zone" in dbt_vars:
-        check_time_zone(str(dbt_vars["business_time_zone"]), "business_time_zone")
+                         f"got {effective['reporting_currency']!r}")
+    check_time_zone(str(effective["business_time_zone"]), "business_time_zone")
 
 
 TIME_ZONE_ENV = "KEYACCOUNTS_BUSINESS_TZ"
