@@ -8,9 +8,11 @@ fast; a successful pipeline run is covered elsewhere.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -123,9 +125,12 @@ def test_run_with_a_missing_inbox_exits_3(tmp_path):
         ["export", "--warehouse", "wh.duckdb", "--month", "2024-06"],
         ["run", "--inbox", "inbox", "--warehouse", "wh.duckdb", "--through", "2024-06", "--reject-threshold", "x"],
         ["no-such-command"],
+        ["run", "--inbox", "inbox", "--warehouse", "wh.duckdb", "--through", "2024-06", "--var", "grace_months=[1"],
+        ["demo", "--customers", "-5"],
+        ["demo", "--years", "0"],
     ],
     ids=["no-command", "run-bare", "run-no-through", "status-bare", "export-no-out", "threshold-not-number",
-         "unknown-command"],
+         "unknown-command", "var-not-yaml", "demo-negative-customers", "demo-no-years"],
 )
 def test_usage_errors_exit_2_without_traceback(tmp_path, args):
     """operations.md: a usage error (missing required argument) exits non-zero, one line,
@@ -187,7 +192,7 @@ def test_an_output_folder_that_is_a_file_exits_3(tmp_path, out):
     line = assert_one_line_error(proc, 3)
     assert "a-file" in line and "a file is in the way of a folder to write" in line
     assert "next run" not in line  # only a run has a next run that completes its work
-    assert not (tmp_path / "keyaccounts-crash.log").exists()
+    assert not list(tmp_path.glob("keyaccounts-crash*"))
 
 
 def test_status_on_a_file_that_is_not_a_warehouse_exits_3(tmp_path):
@@ -229,6 +234,47 @@ def test_text_vars_written_into_sql_are_checked_before_the_run(tmp_path, example
                        "--var", var, cwd=tmp_path)
     assert hint in assert_one_line_error(proc, 3)
     assert not warehouse.exists()
+
+
+@pytest.mark.parametrize("var, hint", [
+    # a scope name and a number written into SQL (the reviewer's injection read a respondent's phone from raw)
+    ("scope_coefficients={\"global' then (select 1) when 'x\": 1.2}", None),
+    ("scope_coefficients={global: \"(select 9)\"}", "must map each scope to a number"),
+    ("window_months=1) or (1=1", "must be a number"),
+    ("window_months=twelve", "must be a number"),
+    ("grace_months=1.5", "must be a whole number"),
+    ("window_months=0", "must be at least 1"),
+    ("value_basis=margin", "must be one of revenue, gross_profit"),
+    ("correction_bands=[{min_rate: 0.9}]", "min_rate: number, coefficient: number"),
+    ("forecast_horizons=[0]", "at least 1"),
+    ("marts_schema=marts; drop schema raw", "must be a schema name"),
+])
+def test_every_var_in_force_holds_what_it_is_for(var, hint):
+    """operations.md: SQL is parameterised. The models write vars into SQL as they are, so each var
+    must be what it is for (RunConfig and the DAGs call this before anything runs; exit 3)."""
+    import yaml
+
+    from keyaccounts.config import check_dbt_vars
+    from keyaccounts.errors import InputError
+
+    name, _, value = var.partition("=")
+    if hint is None:  # any text may name a scope: the macro writes it as a quoted literal (test below)
+        check_dbt_vars({name: yaml.safe_load(value)})
+        return
+    with pytest.raises(InputError, match=re.escape(hint)):
+        check_dbt_vars({name: yaml.safe_load(value)})
+
+
+def test_a_scope_named_with_a_quote_is_a_literal_in_sql(tmp_path, example_inbox):
+    """A scope holding a quote builds (it broke the build before, and could carry SQL); the other
+    scopes keep their coefficients (the example's K1 is global: a = 1.2)."""
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", warehouse, "--through", "2024-05", "--var",
+                       "scope_coefficients={global: 1.2, national: 1.1, local: 1.0, \"o'brien\": 2.0}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        a = conn.execute("select distinct a_nature from marts.customer_value_monthly where customer_id = 'K1'").fetchall()
+    assert a == [(Decimal("1.2"),)]
 
 
 @pytest.mark.parametrize("var, hint", [("grace_month=2", "did you mean grace_months?"),
@@ -466,3 +512,28 @@ def test_a_warehouse_opened_by_another_process_during_dbt_is_a_lock_not_a_failed
         holder.wait()
     assert "opened by another process during the dbt build" in str(locked.value)
     assert locked.value.exit_code == 4
+
+
+def test_an_internal_error_writes_its_traceback_to_a_private_file(tmp_path, monkeypatch, capsys):
+    """A bug (not a user error) prints one line and the path of a crash log of its own, readable by
+    this user only; a temp folder it cannot write to still gives one line, not a second traceback."""
+    import stat
+    import tempfile
+
+    from keyaccounts import cli
+
+    def broken(args):
+        raise RuntimeError("a bug\nsecond line")
+
+    monkeypatch.setitem(cli.COMMANDS, "status", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert cli.main(["status", "--warehouse", "wh.duckdb"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "keyaccounts: internal error: RuntimeError: a bug"
+    log = Path(err[1].removeprefix("keyaccounts: details: "))
+    assert log.parent == tmp_path and "RuntimeError: a bug" in log.read_text(encoding="utf-8")
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-a-folder"))
+    (tmp_path / "not-a-folder").write_text("")
+    assert cli.main(["status", "--warehouse", "wh.duckdb"]) == 1
+    assert capsys.readouterr().err.splitlines()[1].startswith("keyaccounts: details: not written")

@@ -421,6 +421,31 @@ def test_files_are_taken_in_byte_order_of_their_names(conn, inbox):
     ]
 
 
+def test_a_file_named_in_gbk_is_taken_under_its_chinese_name(conn, inbox):
+    """Archives unzipped on a Chinese Windows name files in GBK bytes, which are not UTF-8: the file
+    is read and recorded as 订单.csv (its name decoded as GB18030), in the byte order of its real
+    name among the others ('z.csv' < b'\\xb6\\xa9...'); a GBK-named Parquet file is quarantined whole
+    with its reason, and the other files still load."""
+    import os
+
+    folder = inbox / "orders"
+    write_csv(folder / "z.csv", [order("OZ")])
+    gbk = write_csv(folder / "tmp.csv", [order("O-GBK")])
+    (folder / "tmp.csv").unlink()
+    Path(os.fsdecode(bytes(folder) + b"/" + "订单.csv".encode("gbk"))).write_bytes(gbk)
+    parquet = Path(os.fsdecode(bytes(folder) + b"/" + "订单.parquet".encode("gbk")))
+    duckdb.sql("select 'O-PQ' as order_id").write_parquet(str(folder / "tmp.parquet"))
+    (folder / "tmp.parquet").rename(parquet)
+    result = ingest_inbox(conn, inbox, "run-1", reject_threshold=1.0)
+    assert result.feeds["orders"].files_seen == 3
+    assert fetch(conn, "select file_name from audit.manifest order by file_seq") == [
+        ("orders/z.csv",), ("orders/订单.csv",), ("orders/订单.parquet",)]
+    assert fetch(conn, "select order_id, _file from raw.orders order by _file_seq") == [
+        ("OZ", "orders/z.csv"), ("O-GBK", "orders/订单.csv")]
+    bad = fetch(conn, "select reason from audit.manifest where file_name = 'orders/订单.parquet'")
+    assert bad == [("unreadable",)]
+
+
 def test_absent_feed_folders_are_fine(conn, inbox):
     """sources.md 'Two kinds of source': a feed folder may be absent; the run still succeeds."""
     write_csv(inbox / "customers" / "part-0001.csv", [customer("K1", "华东重工集团")])

@@ -70,7 +70,10 @@ def write(inbox: Path, rel: str, data: bytes | str) -> None:
                                   # every byte pair valid two-byte UTF-8 too: 医院 = D2 BD D4 BA reads as ҽԺ
                                   "医院", "煤炭实业",
                                   # pairs that read as Latin letters and symbols: 陆平 = C2 BD C6 BD reads as ½ƽ
-                                  "陆平", "钱强", "卢梅", "莫强", "鲁平", "欧陆"])
+                                  "陆平", "钱强", "卢梅", "莫强", "鲁平", "欧陆",
+                                  # IPA letters and symbols (施梅 -> ʩ÷, 陆盛 -> ½ʢ), a Greek final sigma
+                                  # inside a word (蟼尾 -> ςβ), historic Cyrillic (癣雪 -> Ѣѩ)
+                                  "施梅", "陆盛", "鲁司", "郑卓", "式潞", "蟼尾", "癣雪"])
 def test_short_gbk_file_is_read_as_gb18030(name):
     """sources.md 'Two kinds of source': a Chinese Excel export (GBK) of one row is detected,
     even when its byte pairs happen to be valid two-byte UTF-8 (小米: D0 A1 = U+0421)."""
@@ -80,7 +83,8 @@ def test_short_gbk_file_is_read_as_gb18030(name):
 
 
 @pytest.mark.parametrize("name", ["Müller", "Łódź", "Газпром", "Société Générale", "Zoë Ångström", "Αθήνα",
-                                  "«Газпром»", "łóżko", "Lǚ Wěi", "Straße", "São Paulo", "Ærø", "25°±2"])
+                                  "«Газпром»", "łóżko", "Lǚ Wěi", "Straße", "São Paulo", "Ærø", "25°±2",
+                                  "Timișoara", "Təşkilat", "Ґудзь", "λόγος", "Ελλάς", "Nº 5", "¿Qué?"])
 def test_utf8_names_of_one_script_stay_utf8(name):
     """The GBK test for strictly valid UTF-8 looks for words that mix scripts; real names keep one."""
     content = read_csv_bytes(f"customer_id,customer_name\nK1,{name}\nK2,{name} GmbH\n".encode("utf-8"))

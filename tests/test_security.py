@@ -6,6 +6,7 @@ escaped through links. The PostgreSQL grants of the BI role: tests/test_postgres
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ CLI = str(Path(sys.executable).parent / "keyaccounts")
 SCANNER = str(Path(sys.executable).parent / "detect-secrets")
 # distinctive personal data the test plants in the survey feed
 PII = {"respondent_name": "欧阳秘密", "respondent_phone": "13912345678", "respondent_email": "secret.person@example.cn"}
+SALT = "salt-Zq81-marker"  # KEYACCOUNTS_PII_SALT of the run: a secret, so it must not be written anywhere either
 
 
 def scan(paths: list[str], cwd: Path) -> dict:
@@ -66,11 +68,12 @@ def pii_run(example_dir, tmp_path_factory):
         writer.writeheader()
         writer.writerows(records)
     warehouse = out / "wh" / "warehouse.duckdb"
+    env = {**os.environ, "KEYACCOUNTS_PII_SALT": SALT}
     proc = subprocess.run([CLI, "run", "--inbox", str(inbox), "--warehouse", str(warehouse), "--through", "2024-06",
-                           "--reject-threshold", "0.5"], capture_output=True, text=True, timeout=600)
+                           "--reject-threshold", "0.5"], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
     status = subprocess.run([CLI, "status", "--warehouse", str(warehouse)], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=120, env=env)
     return warehouse, proc.stdout + proc.stderr + status.stdout + status.stderr
 
 
@@ -95,6 +98,9 @@ def test_survey_personal_data_never_leaves_the_raw_layer(pii_run):
                    "_reason": "out_of_range:nps_score"}
     hashed = rows(warehouse, "select respondent_hash from staging.stg_survey_responses")
     assert hashed and all(len(r["respondent_hash"]) == 64 for r in hashed)  # hashed in staging, not dropped
+    # the hash is SHA-256 of salt|name|phone|email (trimmed, lower case), with the run's salt
+    expected = hashlib.sha256("|".join([SALT, *(v.lower() for v in PII.values())]).encode()).hexdigest()
+    assert {r["respondent_hash"] for r in hashed} == {expected}
     marts_columns = rows(warehouse, "select column_name from information_schema.columns "
                                     "where table_schema = 'marts' and column_name like 'respondent%'")
     assert marts_columns == []  # sources.md: not even the hash reaches a mart
@@ -112,7 +118,8 @@ def test_survey_personal_data_never_leaves_the_raw_layer(pii_run):
             texts[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
     assert any(p.endswith(".csv") for p in texts) and any(p.endswith(".html") for p in texts)
     assert any(p.endswith("marts.duckdb") for p in texts) and any("/logs/" in p for p in texts)
-    leaks = [(where, value) for where, text in texts.items() for value in PII.values() if value in text]
+    assert any("/target/" in p for p in texts)  # dbt's compiled SQL and run results
+    leaks = [(where, value) for where, text in texts.items() for value in [*PII.values(), SALT] if value in text]
     assert leaks == []
 
 
@@ -156,3 +163,29 @@ def test_links_out_of_the_inbox_are_never_read(example_dir, tmp_path):
     os.symlink(inbox / "orders" / "part-0002.csv", inbox / "orders" / "part-0004.csv")
     assert _outside(inbox / "orders" / "part-0004.csv", inbox) is None
     assert _outside(inbox / "orders" / "part-0003.csv", inbox) == str(secret_orders.resolve())
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://postgres:Pw0rd-x1@127.0.0.1:5432/postgres",
+    "postgresql://postgres:pa/ss-x1@127.0.0.1:5432/db",  # unencoded / ? #: URL parsers cut the host part short
+    "postgresql://postgres:pa?ss-x1@127.0.0.1:5432/db",
+    "postgresql://postgres:pa#ss-x1@127.0.0.1:5432/db",
+    "postgresql://postgres:p@ss-x1@127.0.0.1:5432/db",
+])
+def test_a_password_in_a_warehouse_url_is_never_printed(url):
+    from keyaccounts.warehouse import redact
+
+    shown = redact(url)
+    assert "ss-x1" not in shown and "Pw0rd" not in shown
+    assert shown.startswith("postgresql://postgres:***@")
+
+
+def test_status_of_a_postgres_warehouse_masks_the_password(tmp_path):
+    """The messages that name the warehouse (status, export, grant-bi) show it redacted."""
+    url = "postgresql://postgres:Pw0rd-x1@127.0.0.1:5432/postgres"
+    for args in (["status", "--warehouse", url], ["export", "--warehouse", url, "--month", "2024-05", "--out",
+                                                   str(tmp_path / "out")]):
+        proc = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                              env={**os.environ, "TMPDIR": str(tmp_path)})
+        assert proc.returncode == 3, proc.stderr
+        assert "Pw0rd" not in proc.stdout + proc.stderr and "postgres:***@" in proc.stderr

@@ -4,7 +4,7 @@
 {% macro nature_coefficient(scope_col) -%}
     case {{ scope_col }}
     {%- for scope, coefficient in var('scope_coefficients').items() %}
-        when '{{ scope }}' then cast({{ coefficient }} as decimal(10, 4))
+        when '{{ scope | replace("'", "''") }}' then cast({{ coefficient }} as decimal(10, 4))
     {%- endfor %}
         else cast(1.0 as decimal(10, 4))
     end

@@ -1,8 +1,10 @@
 {# sources.md "Personal data": staging keeps a salted SHA-256 of the respondent only.
-   The salt comes from KEYACCOUNTS_PII_SALT; the demo default is documented in README. #}
+   The salt (KEYACCOUNTS_PII_SALT; the demo default is documented in README) is read from
+   audit.pii_salt, which keyaccounts writes before each build (transform/dbt.py store_pii_salt):
+   rendered into the SQL it would be written in clear to dbt's target folder and log. #}
 {% macro pii_hash(columns) -%}
     {%- set salted -%}
-        '{{ env_var("KEYACCOUNTS_PII_SALT", "keyaccounts-demo-salt") | replace("'", "''") }}'
+        (select s.salt from audit.pii_salt as s)
         {%- for c in columns %} || '|' || coalesce(lower(trim({{ c }})), ''){% endfor %}
     {%- endset -%}
     case when coalesce({% for c in columns %}nullif(trim({{ c }}), ''){{ ", " if not loop.last }}{% endfor %}) is null then null

@@ -47,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a dbt var of dbt_project.yml (YAML value), e.g. --var grace_months=2")
 
     demo = sub.add_parser("demo", help="generate a deterministic demo inbox and run the pipeline on it")
-    demo.add_argument("--customers", type=int, default=2000, help="customers to generate (default 2000)")
-    demo.add_argument("--years", type=int, default=3, help="years of history (default 3)")
+    demo.add_argument("--customers", type=_at_least_one, default=2000, help="customers to generate (default 2000)")
+    demo.add_argument("--years", type=_at_least_one, default=3, help="years of history (default 3)")
     demo.add_argument("--seed", type=int, default=42, help="random seed: the same seed, the same data (default 42)")
     demo.add_argument("--through", default="2026-10", help="last month of the demo history, YYYY-MM (default 2026-10)")
     demo.add_argument("--dir", type=Path, default=None, help="where to put the demo inbox and warehouse")
@@ -75,6 +75,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type: a whole number of at least 1 (argparse turns the error into a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _parse_vars(pairs: list[str]) -> dict:
     import yaml
 
@@ -85,7 +96,11 @@ def _parse_vars(pairs: list[str]) -> dict:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise UsageError(f"--var expects NAME=VALUE, got {pair!r}")
-        out[name.strip()] = yaml.safe_load(value)
+        try:
+            out[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UsageError(f"--var {name.strip()}: {value!r} is not a YAML value ({first})") from None
     return out
 
 
@@ -219,7 +234,7 @@ def cmd_status(args) -> int:
     """Per run and feed: files and rows; quarantine by reason; published months; tier counts."""
     from rich.table import Table
 
-    from keyaccounts.warehouse import connection, reader_lock
+    from keyaccounts.warehouse import connection, reader_lock, redact
 
     console = _console()
 
@@ -233,7 +248,7 @@ def cmd_status(args) -> int:
 
     with reader_lock(args.warehouse), connection(args.warehouse, read_only=True) as conn:
         if not _has_table(conn, "audit", "ingest_runs"):
-            raise InputError(f"{args.warehouse} holds no keyaccounts run yet; run `keyaccounts run` first")
+            raise InputError(f"{redact(args.warehouse)} holds no keyaccounts run yet; run `keyaccounts run` first")
         show("ingest runs (latest 10), per feed",
              ["run", "status", "feed", "files seen", "taken", "skipped", "bad files", "rows read", "loaded", "updated",
               "quarantined"],
@@ -308,7 +323,7 @@ def cmd_export(args) -> int:
     from keyaccounts.publish.exports import export_month
     from keyaccounts.publish.managers import export_managers
     from keyaccounts.publish.report import build_report
-    from keyaccounts.warehouse import connection, reader_lock
+    from keyaccounts.warehouse import connection, reader_lock, redact
 
     month = parse_month(args.month, "--month")
     with reader_lock(args.warehouse), connection(args.warehouse, read_only=True) as conn:
@@ -318,7 +333,7 @@ def cmd_export(args) -> int:
                                                     "order by 1").fetchall()] if _has_table(
                 conn, "marts", "published_tiers") else []
             listed = ", ".join(published[-12:]) if published else "none yet"
-            raise InputError(f"month {month} was never published in {args.warehouse} (published: {listed})")
+            raise InputError(f"month {month} was never published in {redact(args.warehouse)} (published: {listed})")
         for path in export_month(conn, month, args.out) + [export_managers(conn, month, args.out),
                                                            build_report(conn, month, args.out)]:
             print(f"export: {path}")
@@ -327,9 +342,10 @@ def cmd_export(args) -> int:
 
 def cmd_grant_bi(args) -> int:
     from keyaccounts.publish.bi_role import grant_bi
+    from keyaccounts.warehouse import redact
 
     role = grant_bi(args.warehouse, args.role, os.environ.get("KEYACCOUNTS_BI_PASSWORD"))
-    print(f"role {role} can read schema marts (and nothing else) in {args.warehouse}")
+    print(f"role {role} can read schema marts (and nothing else) in {redact(args.warehouse)}")
     return 0
 
 
@@ -346,15 +362,20 @@ COMMANDS = {"run": cmd_run, "demo": cmd_demo, "status": cmd_status, "export": cm
 
 
 def _internal_error(exc: BaseException) -> int:
-    """A bug, not a user error: one line on stderr, the traceback in a file."""
+    """A bug, not a user error: one line on stderr, the traceback in a file of its own (readable by
+    this user only: a shared temp folder may hold other users' crash logs, which must not block it)."""
     import tempfile
     import traceback
 
-    log = Path(tempfile.gettempdir()) / "keyaccounts-crash.log"
-    log.write_text(traceback.format_exc(), encoding="utf-8")
     print(f"keyaccounts: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
           file=sys.stderr)
-    print(f"keyaccounts: details: {log}", file=sys.stderr)
+    try:
+        fd, name = tempfile.mkstemp(prefix="keyaccounts-crash-", suffix=".log")  # mode 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(traceback.format_exc())
+        print(f"keyaccounts: details: {name}", file=sys.stderr)
+    except OSError as err:
+        print(f"keyaccounts: details: not written ({err.strerror or err})", file=sys.stderr)
     return 1
 
 

@@ -83,9 +83,9 @@ def project_vars() -> dict:
 
 def check_dbt_vars(dbt_vars: dict) -> None:
     """An override must name a var of dbt_project.yml: dbt ignores unknown ones, so a misspelt
-    threshold (`grace_month=2`) would silently leave the default in force. The two text vars the
-    models write into SQL as literals are checked for what they are, so a value can never be SQL: as
-    given, or as dbt_project.yml sets them."""
+    threshold (`grace_month=2`) would silently leave the default in force. Every var in force (as
+    given, or as dbt_project.yml sets it) must then hold what it is for (a number, a month, a zone,
+    one of a few words): the models write vars into SQL as they are, so a value can never be SQL."""
     import difflib
 
     known = project_vars()
@@ -94,10 +94,67 @@ def check_dbt_vars(dbt_vars: dict) -> None:
         hint = f"; did you mean {close[0]}?" if close else "; the vars are those of dbt_project/dbt_project.yml"
         raise InputError(f"unknown dbt var {name!r}{hint}")
     effective = {**known, **dbt_vars}
-    if not CURRENCY_RE.fullmatch(str(effective["reporting_currency"])):
-        raise InputError(f"reporting_currency must be an ISO 4217 code of three capital letters (e.g. CNY, USD), "
-                         f"got {effective['reporting_currency']!r}")
-    check_time_zone(str(effective["business_time_zone"]), "business_time_zone")
+    for name in sorted(effective):
+        problem = _var_problem(name, effective[name], known[name])
+        if problem:
+            raise InputError(f"dbt var {name} {problem}, got {effective[name]!r}")
+
+
+# vars counted in whole months or days (the others are any finite number where the default is one)
+WHOLE_NUMBER_VARS = {"window_months", "grace_months", "loyalty_tenure_cap_months", "risk_inactive_days",
+                     "risk_complaints_recent_months", "risk_complaints_rising_min", "receivables_detail_months",
+                     "forecast_lookback_months", "potential_history_months", "potential_min_history_months"}
+# the least value of a count that the rules need (a window of no months has no meaning)
+LEAST_VALUE = {"window_months": 1, "grace_months": 0, "loyalty_tenure_cap_months": 1, "risk_inactive_days": 1,
+               "risk_complaints_recent_months": 1, "receivables_detail_months": 1, "forecast_lookback_months": 1,
+               "potential_history_months": 1, "potential_min_history_months": 1}
+CHOICE_VARS = {"value_basis": ("revenue", "gross_profit"), "potential_model": ("growth", "regression")}
+IDENTIFIER_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def _is_number(value) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _var_problem(name: str, value, default) -> str | None:
+    """What is wrong with one var's value, or None."""
+    if name == "through_month":
+        return None if value is None or (isinstance(value, str) and MONTH_RE.fullmatch(value)) else \
+            "must be a month YYYY-MM (keyaccounts sets it from --through)"
+    if name == "reporting_currency":
+        return None if isinstance(value, str) and CURRENCY_RE.fullmatch(value) else \
+            "must be an ISO 4217 code of three capital letters (e.g. CNY, USD)"
+    if name == "business_time_zone":
+        check_time_zone(str(value), "business_time_zone")
+        return None
+    if name == "marts_schema":
+        return None if isinstance(value, str) and IDENTIFIER_RE.fullmatch(value) else "must be a schema name"
+    if name in CHOICE_VARS:
+        return None if value in CHOICE_VARS[name] else f"must be one of {', '.join(CHOICE_VARS[name])}"
+    if name == "scope_coefficients":
+        ok = isinstance(value, dict) and all(isinstance(k, str) and k and _is_number(v) for k, v in value.items())
+        return None if ok else "must map each scope to a number, e.g. {global: 1.2, national: 1.1, local: 1.0}"
+    if name == "correction_bands":
+        ok = isinstance(value, list) and value and all(
+            isinstance(b, dict) and set(b) == {"min_rate", "coefficient"} and all(map(_is_number, b.values()))
+            for b in value)
+        return None if ok else "must be a list of {min_rate: number, coefficient: number}"
+    if name == "forecast_horizons":
+        ok = isinstance(value, list) and value and all(_is_number(h) and h == int(h) and h >= 1 for h in value)
+        return None if ok else "must be a list of whole numbers of months of at least 1"
+    if name == "receivables_detail_months" and value is None:
+        return None  # every evaluation month
+    if _is_number(default) or name in WHOLE_NUMBER_VARS:
+        if not _is_number(value):
+            return "must be a number"
+        if name in WHOLE_NUMBER_VARS and value != int(value):
+            return "must be a whole number"
+        if value < LEAST_VALUE.get(name, value):
+            return f"must be at least {LEAST_VALUE[name]}"
+        return None
+    return None if value == default else "cannot be changed"
 
 
 TIME_ZONE_ENV = "KEYACCOUNTS_BUSINESS_TZ"

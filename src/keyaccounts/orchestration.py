@@ -342,11 +342,13 @@ def ingest_task(run_settings):
 def claim(settings: dict) -> None:
     """This DAG run builds marts_build from now on (transform.build_claim)."""
     from keyaccounts.transform import build_claim
+    from keyaccounts.transform.dbt import store_pii_salt
     from keyaccounts.warehouse import connection
 
     def run() -> None:
         with connection(settings["warehouse"]) as conn:
             build_claim.claim(conn, settings["build_owner"])
+            store_pii_salt(conn)  # Cosmos runs dbt itself: staging's hash reads the salt from audit
 
     _run_task(run)
 

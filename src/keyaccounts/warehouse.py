@@ -9,6 +9,7 @@ the SQL it sends is written to be valid in both dialects.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -172,17 +173,16 @@ PG_RUN_LOCK_KEY = 0x6B65796163  # "keyac": the advisory lock one keyaccounts run
 
 
 def redact(url: Path | str) -> str:
-    """A URL fit for messages and logs: any password replaced by ***."""
-    from urllib.parse import urlsplit, urlunsplit
-
+    """A URL fit for messages and logs: any password replaced by ***. Everything between `USER:` and
+    the last `@` is masked, so a password holding an unencoded `/`, `?` or `#` (which URL parsers
+    take for the end of the host part) is masked whole too."""
     text = str(url)
     if not is_postgres(text):
         return text
-    parts = urlsplit(text)
-    if parts.password is None:
-        return text
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return PASSWORD_RE.sub(r"\1***@", text, count=1)
+
+
+PASSWORD_RE = re.compile(r"^([a-z]+://[^:/@]*:)(.*)@", re.DOTALL)
 
 
 def pg_params(url: str) -> dict[str, str]:
@@ -193,7 +193,9 @@ def pg_params(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     database = unquote(parts.path.lstrip("/"))
     if not database or "/" in database:
-        raise InputError(f"warehouse URL {redact(url)} must name one database: postgresql://USER@HOST:PORT/DB")
+        hint = (" (a password holding / ? # or @ must be percent-encoded, or come from KEYACCOUNTS_PG_PASSWORD)"
+                if "@" in parts.path + parts.query + parts.fragment else "")
+        raise InputError(f"warehouse URL {redact(url)} must name one database: postgresql://USER@HOST:PORT/DB{hint}")
     try:
         port = parts.port or 5432
     except ValueError:

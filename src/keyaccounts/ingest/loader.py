@@ -9,6 +9,7 @@ row, so a file is either fully recorded or not at all.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -71,7 +72,8 @@ def unknown_folders(inbox: Path) -> list[str]:
     import difflib
 
     notes = []
-    for folder in sorted(p.name for p in inbox.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for folder in sorted(readers.display_name(p.name) for p in inbox.iterdir()
+                         if p.is_dir() and not p.name.startswith(".")):
         if folder in FEEDS:
             continue
         guess = [f for f in FEEDS if f == folder.lower().strip()] or difflib.get_close_matches(
@@ -433,7 +435,7 @@ def _list_files(inbox: Path, feed: Feed) -> list[Path]:
     try:
         # byte order of names decides which file is "taken later" within one run
         return sorted((p for p in folder.iterdir() if p.is_file() and readers.is_candidate(p)),
-                      key=lambda p: p.name.encode())
+                      key=lambda p: os.fsencode(p.name))  # the name's bytes, UTF-8 or not
     except PermissionError:
         raise InputError(f"inbox folder {folder} is not readable") from None
 
@@ -474,7 +476,7 @@ def _ingest(stage, conn, inbox: Path, run_id: str, reject_threshold: float, sql_
         stats = result.feeds[feed.name] = FeedStats(feed.name)
         for path in _list_files(inbox, feed):
             stats.files_seen += 1
-            rel_name = f"{feed.name}/{path.name}"
+            rel_name = f"{feed.name}/{readers.display_name(path.name)}"
             escaped = _outside(path, inbox)
             if escaped is not None:
                 # a link out of the inbox is never opened (it could point at any file the run can read)

@@ -13,7 +13,9 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -77,6 +79,11 @@ _TWO_BYTE_BLOCKS = (0x0250, 0x02B0, 0x0300, 0x0370, 0x0400, 0x0530, 0x0590, 0x06
 _TWO_BYTE_RUN = re.compile("[\u0080-\u07ff]{2,}")
 # Latin-1 punctuation and symbols (« » ° ½ ×): they stand beside words, not inside them
 _SYMBOLS = frozenset(map(chr, [*range(0xA0, 0xC0), 0xD7, 0xF7]))
+_QUOTES = frozenset("«»")
+# letters no name or word of today's text is written in: IPA extensions and spacing modifiers (U+0250..
+# U+02FF; but Azerbaijani's ə), historic Cyrillic (U+0460..U+048F) and the Cyrillic supplement's
+# letters of a few small languages (U+0500..U+052F)
+_NO_WORDS = ((0x0250, 0x0300), (0x0460, 0x0490), (0x0500, 0x0530))
 
 
 def _garbled_run(text: str, start: int, end: int) -> bool:
@@ -85,9 +92,10 @@ def _garbled_run(text: str, start: int, end: int) -> bool:
     25°±2), a symbol between letters, letters of unrelated scripts (医院 -> ҽԺ), or a word of
     accented Latin letters only (陆平 -> ½ƽ, 钱强 -> Ǯǿ; real words hold plain letters beside their
     accented ones: Łódź, Müller). Symbols at the ends are trimmed first: «Газпром» is one word."""
-    if any(ch < "\u00a0" for ch in text[start:end]):
-        return True
+    if any(ch < "\u00a0" or unicodedata.category(ch) in ("Cn", "Cf") for ch in text[start:end]):
+        return True  # a C1 control, a format mark or a code point Unicode has not assigned
     around = text[start - 1:start] + text[end:end + 1]
+    run_start, run_end = start, end
     while start < end and text[start] in _SYMBOLS:
         start += 1
     while end > start and text[end - 1] in _SYMBOLS:
@@ -97,10 +105,17 @@ def _garbled_run(text: str, start: int, end: int) -> bool:
         return not any(ch.isascii() and ch.isdigit() for ch in around)
     if any(ch in _SYMBOLS for ch in core):
         return True
-    if len({bisect.bisect(_TWO_BYTE_BLOCKS, ord(ch)) for ch in core}) > 1:
+    if any(lo <= ord(ch) < hi and ch not in "əƏ" for ch in core for lo, hi in _NO_WORDS):
+        return True  # IPA and spacing modifiers (施梅 -> ʩ÷, 陆盛 -> ½ʢ), historic Cyrillic (癣雪 -> Ѣѩ)
+    # Azerbaijani's ə (an IPA code point) is a Latin letter: Təşkilat is one script
+    if len({bisect.bisect(_TWO_BYTE_BLOCKS, 0x0100 if ch == "ə" else ord(ch)) for ch in core}) > 1:
         return True
+    if "ς" in core[:-1] and core[core.index("ς") + 1].isalpha():
+        return True  # Greek's final sigma ends a word (蟼尾 -> ςβ)
     if ord(max(core)) >= _TWO_BYTE_BLOCKS[0]:  # one non-Latin script: Газпром, Αθήνα
-        return False
+        # trimmed symbols other than quotes beside such a word (ςº, ۇ¿) are bytes, not punctuation
+        trimmed = text[run_start:start] + text[end:run_end]
+        return any(ch not in _QUOTES for ch in trimmed)
     beside = text[start - 1:start] + text[end:end + 1]
     return not any(ch.isascii() and ch.isalpha() for ch in beside)
 
@@ -370,11 +385,31 @@ def is_supported(path: Path) -> bool:
     return path.name.lower().endswith(SUPPORTED_SUFFIXES)
 
 
+def display_name(name: str) -> str:
+    """A file name as text. Names that are not UTF-8 (as Python gives them, with surrogates) are
+    GB18030/GBK bytes, as in archives unzipped from a Chinese Windows: decoded as such, else with
+    replacement characters. The file itself is still read by its real name."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        raw = os.fsencode(name)
+        try:
+            return raw.decode("gb18030")
+        except UnicodeDecodeError:
+            return raw.decode("utf-8", errors="replace")
+
+
 def read_file(path: Path) -> FileContent:
     name = path.name.lower()
     if not is_supported(path):
-        raise UnreadableFile("unsupported_format", f"not a CSV, CSV.gz, Parquet, JSONL or JSON file: {path.name}")
+        raise UnreadableFile("unsupported_format",
+                             f"not a CSV, CSV.gz, Parquet, JSONL or JSON file: {display_name(path.name)}")
     if name.endswith(".parquet"):
+        if display_name(path.name) != path.name:
+            # DuckDB reads a Parquet file by its name, which must be UTF-8 text
+            raise UnreadableFile("unreadable", "a Parquet file whose name is not UTF-8 (e.g. GBK) cannot be read: "
+                                               f"rename {display_name(path.name)} and deliver it again")
         return open_parquet(path)
     data = path.read_bytes()
     if name.endswith(".jsonl"):

@@ -71,6 +71,23 @@ def dbt_env(warehouse: Path | str, state_dir: Path, target_path: Path | None = N
     }
 
 
+DEMO_PII_SALT = "keyaccounts-demo-salt"  # public (README): production sets KEYACCOUNTS_PII_SALT
+
+
+def store_pii_salt(conn) -> None:
+    """Put the salt of the respondents' hash (KEYACCOUNTS_PII_SALT) where staging reads it (macro
+    pii_hash): a table of `audit`, beside the raw personal data it protects and out of the BI role's
+    reach. Rendered into the SQL, it was written in clear to dbt's target folder and log."""
+    salt = os.environ.get("KEYACCOUNTS_PII_SALT") or DEMO_PII_SALT
+    conn.execute("create schema if not exists audit")
+    conn.execute("create table if not exists audit.pii_salt (salt varchar not null)")
+    if conn.execute("select salt from audit.pii_salt").fetchall() != [(salt,)]:
+        conn.execute("begin transaction")
+        conn.execute("delete from audit.pii_salt")
+        conn.execute("insert into audit.pii_salt values (?)", [salt])
+        conn.execute("commit")
+
+
 def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict, extra: list[str] | None = None,
             target_path: Path | None = None, threads: int | None = None, owner: str | None = None) -> None:
     """Run `dbt <command>` against the warehouse; raise BuildFailed with the first failing node. With
@@ -78,6 +95,9 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
     state_dir.mkdir(parents=True, exist_ok=True)
+    if command in ("build", "run"):
+        with connection(warehouse) as conn:
+            store_pii_salt(conn)
     args = [
         command,
         "--project-dir", str(DBT_PROJECT_DIR),
