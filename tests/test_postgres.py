@@ -167,7 +167,9 @@ def test_bi_role_reads_marts_and_nothing_else(both, pg_url, example_dir):
                    "select * from staging.stg_survey_responses", "select * from marts_build.customer_tier_monthly",
                    "delete from marts.customer_tier_monthly", "insert into marts.published_tiers "
                    "select * from marts.published_tiers", "create table marts.mine (x int)",
-                   "create table public.mine (x int)", "create schema mine"]
+                   "create table public.mine (x int)", "create schema mine",
+                   # PUBLIC's defaults: temp tables, and large objects that persist (data stored, disk filled)
+                   "create temp table mine (x int)", "select lo_from_bytea(0, 'x')"]
         for sql in refused:
             with bi.cursor() as cur, pytest.raises(pg_errors.InsufficientPrivilege):
                 cur.execute(sql)

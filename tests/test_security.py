@@ -189,3 +189,37 @@ def test_status_of_a_postgres_warehouse_masks_the_password(tmp_path):
                               env={**os.environ, "TMPDIR": str(tmp_path)})
         assert proc.returncode == 3, proc.stderr
         assert "Pw0rd" not in proc.stdout + proc.stderr and "postgres:***@" in proc.stderr
+
+
+def test_tls_options_of_a_postgres_url_reach_the_connections_or_are_refused():
+    """A user asking for TLS verification must get it or hear why not: the URL's TLS options go to the
+    run's connections and to dbt's profile; other options and unknown modes are refused, not ignored."""
+    from keyaccounts.errors import InputError
+    from keyaccounts.transform.dbt import warehouse_env
+    from keyaccounts.warehouse import pg_params
+
+    url = "postgresql://ka@db.example:5433/wh?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem"
+    params = pg_params(url)
+    assert (params["sslmode"], params["sslrootcert"], params["dbname"], params["port"]) == (
+        "verify-full", "/etc/ssl/ca.pem", "wh", "5433")
+    env = warehouse_env(url)
+    assert (env["KEYACCOUNTS_PG_SSLMODE"], env["KEYACCOUNTS_PG_SSLROOTCERT"], env["KEYACCOUNTS_PG_SSLCERT"]) == (
+        "verify-full", "/etc/ssl/ca.pem", "")
+    assert "sslmode" not in pg_params("postgresql://ka@db.example/wh")  # libpq's default
+    for bad, hint in (("?sslmode=bogus", "sslmode must be one of"), ("?options=-c%20x%3Dy", "'options' is not used"),
+                      ("?target_session_attrs=any", "is not used")):
+        with pytest.raises(InputError, match=hint):
+            pg_params("postgresql://ka@db.example/wh" + bad)
+
+
+def test_a_run_that_asks_for_tls_from_a_server_without_it_fails_with_one_line(tmp_path, example_dir):
+    """sslmode=require against the local server (no TLS) fails to connect: one line, exit 4, not a
+    run in clear text."""
+    proc = subprocess.run([CLI, "run", "--inbox", str(example_dir / "inbox"), "--warehouse",
+                           "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=require", "--through", "2024-05",
+                           "--exports", str(tmp_path / "exports")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("keyaccounts: error:")]
+    assert len(errors) == 1 and "SSL" in errors[0], proc.stderr

@@ -344,8 +344,12 @@ def cmd_grant_bi(args) -> int:
     from keyaccounts.publish.bi_role import grant_bi
     from keyaccounts.warehouse import redact
 
-    role = grant_bi(args.warehouse, args.role, os.environ.get("KEYACCOUNTS_BI_PASSWORD"))
+    role, left = grant_bi(args.warehouse, args.role, os.environ.get("KEYACCOUNTS_BI_PASSWORD"))
     print(f"role {role} can read schema marts (and nothing else) in {redact(args.warehouse)}")
+    if left:
+        print("keyaccounts: this role may not take PostgreSQL's defaults for every role (temp tables, large "
+              "objects) in this database; as its owner or a superuser, run:\n" + "\n".join(f"  {s};" for s in left),
+              file=sys.stderr)
     return 0
 
 

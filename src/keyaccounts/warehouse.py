@@ -207,7 +207,29 @@ def pg_params(url: str) -> dict[str, str]:
         "password": unquote(parts.password) if parts.password is not None
         else os.environ.get("KEYACCOUNTS_PG_PASSWORD", ""),
         "dbname": database,
+        **_tls_options(url, parts.query),
     }
+
+
+# the URL options a run passes on (to its own connections and to dbt's); any other is refused, not ignored
+TLS_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _tls_options(url: str, query: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    try:
+        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError:
+        raise InputError(f"warehouse URL {redact(url)} has a malformed ?option=value part") from None
+    unknown = sorted(set(options) - set(TLS_OPTIONS))
+    if unknown:
+        raise InputError(f"warehouse URL option {unknown[0]!r} is not used; the options are {', '.join(TLS_OPTIONS)}")
+    if "sslmode" in options and options["sslmode"] not in SSL_MODES:
+        raise InputError(f"warehouse URL option sslmode must be one of {', '.join(SSL_MODES)}, "
+                         f"got {options['sslmode']!r}")
+    return options
 
 
 def _pg_sql(sql: str, params) -> str:

@@ -6,7 +6,10 @@ schema. It gets no privilege on `raw`, `staging`, `quarantine`, `audit` or `mart
 (PostgreSQL gives none by default; any granted earlier is revoked), and since PostgreSQL 15
 no one may create in `public` unless granted. Default privileges make the tables that later
 publishes create readable too, so the command is run once per warehouse (re-running it is
-harmless). Run it as the role that runs the pipeline (the owner of the marts).
+harmless). Run it as the role that runs the pipeline (the owner of the marts). It also takes from
+PUBLIC, in this database, what PostgreSQL grants every role by default: temp tables and large objects
+(the owner or a superuser may; otherwise the command prints the statements for a DBA). Connecting to
+the server's other databases is PUBLIC's default there: a DBA revokes it database by database.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ PRIVATE = ("raw", "staging", "intermediate", "quarantine", "audit", "marts_build
 ROLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-def grant_bi(warehouse: str, role: str, password: str | None) -> str:
+def grant_bi(warehouse: str, role: str, password: str | None) -> tuple[str, list[str]]:
+    """Create or update the role; returns it and the statements left for a DBA (_close_public_defaults)."""
     if not is_postgres(warehouse):
         raise InputError("grant-bi needs a PostgreSQL warehouse (postgresql://USER@HOST:PORT/DB); a DuckDB "
                          "warehouse is read through its BI copy in published/ (see README)")
@@ -52,9 +56,37 @@ def grant_bi(warehouse: str, role: str, password: str | None) -> str:
                 conn.execute(f"grant select on all tables in schema {s} to {ident}")
                 # tables that later publishes create (as this owner) are readable too
                 conn.execute(f"alter default privileges in schema {s} grant select on tables to {ident}")
+            left = _close_public_defaults(conn, quote_ident(database))
             conn.execute("commit")
         except Exception:
             conn.execute("rollback")
             raise
-    return role
+    return role, left
+
+
+# What PostgreSQL grants every role (PUBLIC) by default that "select from marts and nothing else" rules
+# out: temp tables in this database, and large objects (which persist, so a BI login could store data
+# and fill the disk). The pipeline's own role keeps TEMP: dbt-postgres builds incremental models through
+# temp tables. Each needs the database's owner (TEMP) or a superuser (the functions), so what the running
+# role may not do is returned for a DBA to run.
+PUBLIC_DEFAULTS = (
+    "revoke temporary on database {db} from public",
+    "grant temporary on database {db} to current_user",
+    "revoke execute on function pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_create(oid), "
+    "pg_catalog.lo_creat(integer) from public",
+)
+
+
+def _close_public_defaults(conn, database: str) -> list[str]:
+    left = []
+    for statement in PUBLIC_DEFAULTS:
+        sql = statement.format(db=database)
+        conn.execute("savepoint public_default")
+        try:
+            conn.execute(sql)
+            conn.execute("release savepoint public_default")
+        except Exception:  # insufficient privilege: not the owner, not a superuser
+            conn.execute("rollback to savepoint public_default")
+            left.append(sql)
+    return left
 

@@ -10,8 +10,8 @@ from typing import Iterator
 
 from keyaccounts.config import DBT_PROJECT_DIR
 from keyaccounts.errors import BuildFailed, BuildReplaced, WarehouseLocked
-from keyaccounts.warehouse import (DUCKDB_FILE_LOCK, connection, duckdb_settings, is_postgres, pg_params,
-                                   release_dbt_handle)
+from keyaccounts.warehouse import (DUCKDB_FILE_LOCK, TLS_OPTIONS, connection, duckdb_settings, is_postgres,
+                                   pg_params, release_dbt_handle)
 
 
 @contextmanager
@@ -37,7 +37,9 @@ def warehouse_env(warehouse: Path | str) -> dict[str, str]:
     pg = pg_params(str(warehouse))
     return {"KEYACCOUNTS_DBT_TARGET": "postgres", "KEYACCOUNTS_PG_HOST": pg["host"], "KEYACCOUNTS_PG_PORT": pg["port"],
             "KEYACCOUNTS_PG_USER": pg["user"], "KEYACCOUNTS_PG_DATABASE": pg["dbname"],
-            "KEYACCOUNTS_PG_PASSWORD": pg["password"]}
+            "KEYACCOUNTS_PG_PASSWORD": pg["password"],
+            # the URL's TLS options (warehouse.TLS_OPTIONS); empty: libpq's defaults
+            **{f"KEYACCOUNTS_PG_{o.upper()}": pg.get(o, "") for o in TLS_OPTIONS}}
 
 
 # one model at a time once a raw feed holds more rows than this (docs/benchmarks.md, session 9): DuckDB's
