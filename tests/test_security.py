@@ -166,11 +166,11 @@ def test_links_out_of_the_inbox_are_never_read(example_dir, tmp_path):
 
 
 @pytest.mark.parametrize("url", [
-    "postgresql://postgres:Pw0rd-x1@127.0.0.1:5432/postgres",
-    "postgresql://postgres:pa/ss-x1@127.0.0.1:5432/db",  # unencoded / ? #: URL parsers cut the host part short
-    "postgresql://postgres:pa?ss-x1@127.0.0.1:5432/db",
-    "postgresql://postgres:pa#ss-x1@127.0.0.1:5432/db",
-    "postgresql://postgres:p@ss-x1@127.0.0.1:5432/db",
+    "postgresql://postgres:Pw0rd-x1@127.0.0.1:5432/postgres",  # pragma: allowlist secret
+    "postgresql://postgres:pa/ss-x1@127.0.0.1:5432/db",  # pragma: allowlist secret (unencoded / ? #: parsers cut the host short)
+    "postgresql://postgres:pa?ss-x1@127.0.0.1:5432/db",  # pragma: allowlist secret
+    "postgresql://postgres:pa#ss-x1@127.0.0.1:5432/db",  # pragma: allowlist secret
+    "postgresql://postgres:p@ss-x1@127.0.0.1:5432/db",  # pragma: allowlist secret
 ])
 def test_a_password_in_a_warehouse_url_is_never_printed(url):
     from keyaccounts.warehouse import redact
@@ -182,7 +182,7 @@ def test_a_password_in_a_warehouse_url_is_never_printed(url):
 
 def test_status_of_a_postgres_warehouse_masks_the_password(tmp_path):
     """The messages that name the warehouse (status, export, grant-bi) show it redacted."""
-    url = "postgresql://postgres:Pw0rd-x1@127.0.0.1:5432/postgres"
+    url = "postgresql://postgres:Pw0rd-x1@127.0.0.1:5432/postgres"  # pragma: allowlist secret
     for args in (["status", "--warehouse", url], ["export", "--warehouse", url, "--month", "2024-05", "--out",
                                                    str(tmp_path / "out")]):
         proc = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path,
