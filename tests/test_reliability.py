@@ -721,6 +721,7 @@ def disk_full_scenario(work: Path, inbox: Path, base: dict) -> dict:
     logs = work / "logs"
     with contextlib.ExitStack() as stack:
         fresh = stack.enter_context(tmpfs(work / "full-fresh", "2m"))
+        fresh8 = stack.enter_context(tmpfs(work / "full-fresh8", "8m"))
         full_base = stack.enter_context(tmpfs(work / "full-base", "64m"))
         full_exports = stack.enter_context(tmpfs(work / "full-exports", "64m"))
         base_dir = copy_folder(base["dir"], full_base / "wh")
@@ -731,11 +732,13 @@ def disk_full_scenario(work: Path, inbox: Path, base: dict) -> dict:
         remount(full_exports, f"size={shutil.disk_usage(full_exports).used // 1024 + 1024}k")
         procs = {
             "fresh": start(inbox, fresh / "wh" / "warehouse.duckdb", FIRST, logs, "full-fresh"),
+            # 8 MB: the disk fills during the dbt build (a model's table or dbt's own target and log)
+            "fresh8": start(inbox, fresh8 / "wh" / "warehouse.duckdb", FIRST, logs, "full-fresh8"),
             "base": start(inbox, base_dir / "warehouse.duckdb", SECOND, logs, "full-base"),
             "exports": start(inbox, exports_dir / "warehouse.duckdb", SECOND, logs, "full-exports",
                              extra=("--exports", str(full_exports))),
         }
-        out = {name: {"rc": proc.wait(), "stderr": proc.stderr} for name, proc in procs.items()}
+        out = {name: {"rc": proc.wait(), "stderr": proc.stderr, "stdout": proc.stdout} for name, proc in procs.items()}
         out["fresh"].update(exports=tree(fresh / "wh" / "exports"), published=tree(fresh / "wh" / "published"))
         out["base"].update(Published(base_dir).snapshot())
         out["exports"].update(Published(exports_dir).snapshot(), exports=tree(full_exports))
@@ -763,9 +766,12 @@ def test_a_full_disk_fails_the_run_and_keeps_the_previous_publish(disk_full, bas
 
 
 def test_a_full_disk_during_dbt_fails_with_one_line_and_no_traceback(disk_full):
-    fresh = disk_full.result()["fresh"]
-    assert fresh["rc"] != 0
-    one_line_error(fresh["stderr"])
+    """README: a full disk is one line with status 3, never a traceback (dbt's included)."""
+    for case in ("fresh", "fresh8"):
+        run = disk_full.result()[case]
+        assert run["rc"] == 3, (case, run["stderr"])
+        assert "No space left on device" in one_line_error(run["stderr"]), case
+        assert "Traceback" not in run["stdout"], (case, run["stdout"][-3000:])
 
 
 def test_a_full_exports_disk_fails_with_one_line_and_the_bi_copy_stays_whole(disk_full, base):

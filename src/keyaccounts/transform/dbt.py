@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Iterator
 
@@ -113,17 +116,27 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
     raise_exceptions = logging.raiseExceptions
     # a full disk makes dbt's file log fail on every line; don't print a traceback for each
     logging.raiseExceptions = False
+    shown = io.StringIO()  # dbt's console output (--quiet: errors only), shown unless it is a disk fault
     with _env({**dbt_env(warehouse, state_dir, target_path, threads), "KEYACCOUNTS_BUILD_OWNER": owner or ""}):
         try:
-            result = dbtRunner().invoke(args)
+            with redirect_stdout(shown):
+                result = dbtRunner().invoke(args)
         finally:
             logging.raiseExceptions = raise_exceptions
             release_dbt_handle()
     if result.success:
         return
+    if isinstance(result.exception, OSError):
+        # dbt's own files (target, log) on a full or read-only disk: a resource fault (exit 3, one
+        # line), not a failed model, and dbt's traceback of it is not for the user
+        raise result.exception
     log = state_dir / "logs" / "dbt.log"
     messages = [str(result.exception)] if result.exception is not None else [
         r.message or "" for r in getattr(result.result, "results", []) or [] if str(r.status) in ("error", "fail")]
+    for code in (errno.ENOSPC, errno.EROFS):
+        if any(os.strerror(code) in m for m in messages):  # DuckDB could not write a model: the same fault
+            raise OSError(code, os.strerror(code))
+    sys.stdout.write(shown.getvalue())
     if any(DUCKDB_FILE_LOCK in m for m in messages):
         # another process (a BI tool reading the warehouse file itself) opened it while dbt had it
         # closed: not a failed model, and gone on a retry
