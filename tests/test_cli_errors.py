@@ -248,6 +248,8 @@ def test_text_vars_written_into_sql_are_checked_before_the_run(tmp_path, example
     ("correction_bands=[{min_rate: 0.9}]", "min_rate: number, coefficient: number"),
     ("forecast_horizons=[0]", "at least 1"),
     ("marts_schema=marts; drop schema raw", "must be a schema name"),
+    ("tier_a_share=1.5", "0 < tier_a_share <= tier_b_share <= 1"),
+    ("grace_months=-1", "must be at least 0"),
 ])
 def test_every_var_in_force_holds_what_it_is_for(var, hint):
     """operations.md: SQL is parameterised. The models write vars into SQL as they are, so each var
@@ -537,3 +539,12 @@ def test_an_internal_error_writes_its_traceback_to_a_private_file(tmp_path, monk
     (tmp_path / "not-a-folder").write_text("")
     assert cli.main(["status", "--warehouse", "wh.duckdb"]) == 1
     assert capsys.readouterr().err.splitlines()[1].startswith("keyaccounts: details: not written")
+
+
+def test_a_warehouse_path_ending_in_a_slash_names_a_folder_and_exits_3(tmp_path, example_inbox):
+    """`--warehouse DIR/` of a folder that does not exist yet made a DuckDB *file* of that name and
+    wrote exports/ and published/ into its parent: one line, exit 3, nothing created."""
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", f"{tmp_path / 'new'}/", "--through", "2024-06",
+                       cwd=tmp_path)
+    assert "names a folder" in assert_one_line_error(proc, 3)
+    assert not (tmp_path / "new").exists() and not (tmp_path / "exports").exists()

@@ -332,7 +332,8 @@ def test_manager_file_names_made_safe_and_unique():
     def h(name):
         return hashlib.sha256(name.encode()).hexdigest()[:8]
 
-    names = manager_file_names(["../etc", "..", "a\\b", "_unassigned", "CON", "Li", "LI", "x" * 200, "=cmd|' /C'"])
+    names = manager_file_names(["../etc", "..", "a\\b", "_unassigned", "CON", "Li", "LI", "x" * 200, "=cmd|' /C'",
+                                "@SUM(1)"])
     assert names["../etc"] == f"_etc~{h('../etc')}.csv"
     assert names[".."] == f"manager~{h('..')}.csv"
     assert names["a\\b"] == f"a_b~{h('a' + chr(92) + 'b')}.csv"
@@ -340,6 +341,8 @@ def test_manager_file_names_made_safe_and_unique():
     assert names["CON"] == f"CON~{h('CON')}.csv"
     assert names["Li"] != names["LI"] and names["Li"].casefold() != names["LI"].casefold()
     assert len(names["x" * 200].encode()) <= 120 + 14
-    assert names["=cmd|' /C'"] == f"=cmd_' _C'~{h(chr(61) + 'cmd|' + chr(39) + ' /C' + chr(39))}.csv"
+    # a leading formula character too: _index.csv lists the name in a cell, where it must stay a name
+    assert names["=cmd|' /C'"] == f"_cmd_' _C'~{h(chr(61) + 'cmd|' + chr(39) + ' /C' + chr(39))}.csv"
+    assert names["@SUM(1)"] == f"_SUM(1)~{h('@SUM(1)')}.csv"
     assert len(set(names.values())) == len(names)
     assert all("/" not in n and "\\" not in n and n not in (".", "..") for n in names.values())

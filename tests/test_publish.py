@@ -353,3 +353,25 @@ def test_a_months_report_is_the_same_file_every_time(example_wh, tmp_path):
         assert main(["export", "--warehouse", str(wh), "--month", "2024-05", "--out", str(tmp_path / out)]) == 0
     a, b = ((tmp_path / out / "report_2024-05.html").read_bytes() for out in ("a", "b"))
     assert a == b and b"chart-1" in a
+
+
+def test_a_second_warehouse_in_the_folder_of_another_stops_before_building(example_dir, tmp_path):
+    """Two warehouses in one folder would share exports/ and published/: each would overwrite the
+    other's files, and a run with nothing new would take the other's files for its own publish. The
+    second one stops (exit 3) before it builds, and the first one's files stay as they were; a copy of
+    a warehouse (a restored backup) may use its folder."""
+    from keyaccounts.errors import InputError
+
+    first = tmp_path / "a.duckdb"
+    run(example_dir / "inbox", first, "2024-06")
+    files = {p: p.read_bytes() for p in (tmp_path / "exports").rglob("*") if p.is_file()}
+    assert (tmp_path / "exports" / "tiers_2024-06.csv") in files
+    with pytest.raises(InputError, match="holds the files of another warehouse"):
+        run(example_dir / "inbox", tmp_path / "b.duckdb", "2024-06")
+    assert not rows(tmp_path / "b.duckdb", "select table_name from information_schema.tables "
+                                          "where table_schema in ('marts', 'marts_build')")
+    assert {p: p.read_bytes() for p in (tmp_path / "exports").rglob("*") if p.is_file()} == files
+    # the first warehouse's own next run is up to date, and a copy of it may publish there too
+    assert run(example_dir / "inbox", first, "2024-06").up_to_date_with is not None
+    shutil.copy(first, tmp_path / "a-restored.duckdb")
+    assert run(example_dir / "inbox", tmp_path / "a-restored.duckdb", "2024-06").exports

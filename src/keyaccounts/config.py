@@ -98,6 +98,10 @@ def check_dbt_vars(dbt_vars: dict) -> None:
         problem = _var_problem(name, effective[name], known[name])
         if problem:
             raise InputError(f"dbt var {name} {problem}, got {effective[name]!r}")
+    a_line, b_line = effective["tier_a_share"], effective["tier_b_share"]
+    if not 0 < a_line <= b_line <= 1:
+        raise InputError(f"dbt vars tier_a_share and tier_b_share are lines on share_before: 0 < tier_a_share <= "
+                         f"tier_b_share <= 1, got {a_line!r} and {b_line!r}")
 
 
 # vars counted in whole months or days (the others are any finite number where the default is one)
@@ -235,6 +239,10 @@ class RunConfig:
         from keyaccounts.warehouse import is_postgres
 
         self.inbox = Path(self.inbox)
+        if isinstance(self.warehouse, str) and not is_postgres(self.warehouse) and self.warehouse.endswith(("/", os.sep)):
+            # Path() would drop the slash and make a file of the folder the user named
+            raise InputError(f"--warehouse {self.warehouse} names a folder: give the warehouse file, e.g. "
+                             f"{self.warehouse.rstrip('/' + os.sep) or '.'}/warehouse.duckdb")
         self.warehouse = str(self.warehouse) if is_postgres(self.warehouse) else Path(self.warehouse)
         if not self.on_postgres:
             check_warehouse_name(self.warehouse)

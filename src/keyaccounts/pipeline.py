@@ -24,8 +24,9 @@ from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.publish.report import build_report
 from keyaccounts.publish.log import last_published_month, months_missing_files, record_publish
 from keyaccounts.transform import build_claim
-from keyaccounts.transform.dbt import models_at_once, run_dbt
-from keyaccounts.warehouse import connection, run_lock
+from keyaccounts.transform.dbt import models_at_once, run_dbt, store_pii_salt
+from keyaccounts.publish.folders import claim_output_folders
+from keyaccounts.warehouse import connection, redact, run_lock
 
 
 def checkpoint(name: str) -> None:
@@ -95,9 +96,10 @@ def transform_task(cfg: RunConfig, owner: str | None = None) -> None:
     """Build and test every dbt model (dbt build); with `owner`, as that run's claimed build
     (transform.build_claim)."""
     checkpoint("dbt")
-    if owner:
-        with connection(cfg.warehouse) as conn:
+    with connection(cfg.warehouse) as conn:
+        if owner:
             build_claim.claim(conn, owner)
+        store_pii_salt(conn)
     run_dbt("build", cfg.warehouse, cfg.dbt_state_dir, dbt_vars_for(cfg),
             extra=["--full-refresh"] if cfg.full_refresh else None, threads=models_at_once(cfg.warehouse),
             owner=owner)
@@ -126,6 +128,11 @@ def check_task(cfg: RunConfig, owner: str | None = None):
         return report
 
 
+def output_folders(cfg: RunConfig) -> list[Path]:
+    """The folders a publish writes: the exports and (DuckDB) the BI copy beside the warehouse."""
+    return [cfg.exports_dir] + ([] if cfg.on_postgres else [Path(cfg.warehouse).parent / "published"])
+
+
 def publish_task(cfg: RunConfig, run_id: str, owner: str | None = None) -> list[Path]:
     """Swap the checked marts in, record the month in marts.published_tiers (append-only),
     write the month's exports, report and BI copy from that record, and log the publish: all
@@ -136,6 +143,8 @@ def publish_task(cfg: RunConfig, run_id: str, owner: str | None = None) -> list[
     pending = PendingFiles()
     paths: list[Path] = []
     with connection(cfg.warehouse) as conn:
+        claim_output_folders(conn, output_folders(cfg), redact(cfg.warehouse))
+
         def write_files(result: wap.PublishResult) -> None:
             checkpoint("publish")
             up_to_date.clear(conn)  # until run_pipeline records this run as complete
@@ -187,6 +196,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         dbt_vars = dbt_vars_for(cfg)
         with connection(cfg.warehouse) as conn:
             check_month_can_be_evaluated(conn, cfg.through, cfg.inbox)
+            claim_output_folders(conn, output_folders(cfg), redact(cfg.warehouse))  # before any build
             fingerprint = up_to_date.fingerprint(conn, dbt_vars, cfg.through, cfg.exports_dir)
             if not (cfg.full_refresh or cfg.restate):
                 bi_copy = None if cfg.on_postgres else Path(cfg.warehouse).parent / "published"

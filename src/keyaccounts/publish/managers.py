@@ -8,8 +8,9 @@ and tier, the interaction measures from `marts.customer_interactions_monthly`.
 
 File names: `managers/<YYYY-MM>/<manager>.csv`. A manager's name is kept as it is (Chinese
 included) when it is a safe file name; otherwise (path separators, control or reserved
-characters, leading or trailing dots or spaces, a reserved device name, longer than 120 bytes, a
-leading `_`, or two names that differ only in case) the unsafe characters become `_` and
+characters, leading or trailing dots or spaces, a leading = + - or @ (a formula in `_index.csv`'s
+cells), a reserved device name, longer than 120 bytes, a leading `_`, or two names that differ only
+in case) the unsafe characters become `_` and
 `~` + the first 8 hex digits of the name's SHA-256 are appended, so every manager has their own
 file. Customers without an account manager are in `_unassigned.csv`; `_index.csv` maps every
 manager to their file.
@@ -23,7 +24,7 @@ import html
 import re
 from pathlib import Path
 
-from keyaccounts.publish.exports import neutralise_cell
+from keyaccounts.publish.exports import _FORMULA_PREFIXES, neutralise_cell
 from keyaccounts.publish.pending import PendingFiles, write_now
 
 UNASSIGNED = "_unassigned"
@@ -44,6 +45,9 @@ _INTERACTIONS = ["open_complaints", "complaints_12m", "visits_12m", "visits_expe
 
 def _plain_name(manager: str) -> str:
     name = _UNSAFE.sub("_", manager).strip(" .")
+    if name.startswith(_FORMULA_PREFIXES):
+        # _index.csv lists the file name in a cell, where Excel would take it for a formula
+        name = "_" + name[1:]
     encoded = name.encode("utf-8")
     if len(encoded) > MAX_NAME_BYTES:
         name = encoded[:MAX_NAME_BYTES].decode("utf-8", errors="ignore").strip(" .")

@@ -82,7 +82,8 @@ DEMO_PII_SALT = "keyaccounts-demo-salt"  # public (README): production sets KEYA
 def store_pii_salt(conn) -> None:
     """Put the salt of the respondents' hash (KEYACCOUNTS_PII_SALT) where staging reads it (macro
     pii_hash): a table of `audit`, beside the raw personal data it protects and out of the BI role's
-    reach. Rendered into the SQL, it was written in clear to dbt's target folder and log."""
+    reach. Rendered into the SQL, it was written in clear to dbt's target folder and log. Called before
+    every build: by transform_task (CLI) and by the DAGs' claim_build task (Cosmos runs dbt itself)."""
     salt = os.environ.get("KEYACCOUNTS_PII_SALT") or DEMO_PII_SALT
     conn.execute("create schema if not exists audit")
     conn.execute("create table if not exists audit.pii_salt (salt varchar not null)")
@@ -100,9 +101,6 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    if command in ("build", "run"):
-        with connection(warehouse) as conn:
-            store_pii_salt(conn)
     args = [
         command,
         "--project-dir", str(DBT_PROJECT_DIR),
