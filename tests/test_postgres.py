@@ -20,6 +20,7 @@ import pytest
 from psycopg2 import errors as pg_errors
 
 from conftest import pg_database, rows
+from keyaccounts.warehouse import PG_RUN_LOCK_KEY
 
 CLI = str(Path(sys.executable).parent / "keyaccounts")
 THROUGH = "2024-06"
@@ -169,7 +170,9 @@ def test_bi_role_reads_marts_and_nothing_else(both, pg_url, example_dir):
                    "select * from marts.published_tiers", "create table marts.mine (x int)",
                    "create table public.mine (x int)", "create schema mine",
                    # PUBLIC's defaults: temp tables, and large objects that persist (data stored, disk filled)
-                   "create temp table mine (x int)", "select lo_from_bytea(0, 'x')"]
+                   "create temp table mine (x int)", "select lo_from_bytea(0, 'x')",
+                   # the runs' lock: a BI login holding it would stop every run
+                   f"select pg_try_advisory_lock({PG_RUN_LOCK_KEY})", f"select pg_advisory_lock_shared({PG_RUN_LOCK_KEY})"]
         for sql in refused:
             with bi.cursor() as cur, pytest.raises(pg_errors.InsufficientPrivilege):
                 cur.execute(sql)
@@ -313,3 +316,35 @@ def test_publish_on_postgres_follows_a_changed_column_scale():
                             "and table_name = 'loyalty' and column_name = 'csat_12m'", [wap.SCHEMA]) == [
             {"numeric_scale": 4}]
         conn.close()
+
+
+def test_grant_bi_by_an_owner_who_is_no_superuser_prints_what_is_left_for_a_dba():
+    """The database's owner may take PUBLIC's temp tables; the functions' privileges need a superuser:
+    the command still succeeds, and prints those statements for a DBA instead of failing or staying silent.
+    Without CREATEROLE it cannot make the role: one line, exit 3."""
+    owner = f"ka_owner_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create role "{owner}" login nosuperuser createrole')
+    try:
+        with pg_database("ka_owner") as url, admin.cursor() as cur:
+            database = url.rsplit("/", 1)[1]
+            cur.execute(f'alter database "{database}" owner to "{owner}"')
+            cur.execute(f'alter role "{owner}" nocreaterole')
+            refused = keyaccounts("grant-bi", "--warehouse", url.replace("postgres@", f"{owner}@"), "--role",
+                                  f"{owner}_bi", env={"KEYACCOUNTS_BI_PASSWORD": uuid.uuid4().hex})
+            assert refused.returncode == 3 and "CREATEROLE" in refused.stderr, refused.stderr
+            cur.execute(f'alter role "{owner}" createrole')
+            proc = keyaccounts("grant-bi", "--warehouse", url.replace("postgres@", f"{owner}@"), "--role",
+                               f"{owner}_bi", env={"KEYACCOUNTS_BI_PASSWORD": uuid.uuid4().hex})
+            assert proc.returncode == 0, proc.stderr
+            assert "revoke execute on function pg_catalog.lo_from_bytea" in proc.stderr
+            assert "revoke temporary" not in proc.stderr  # the owner took it
+            cur.execute(f"select has_database_privilege('{owner}_bi', '{database}', 'temp')")
+            assert cur.fetchone() == (False,)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop role if exists "{owner}_bi"')
+            cur.execute(f'drop role if exists "{owner}"')
+        admin.close()

@@ -352,7 +352,7 @@ def cmd_grant_bi(args) -> int:
     print(f"role {role} can read schema marts (and nothing else) in {redact(args.warehouse)}")
     if left:
         print("keyaccounts: this role may not take PostgreSQL's defaults for every role (temp tables, large "
-              "objects) in this database; as its owner or a superuser, run:\n" + "\n".join(f"  {s};" for s in left),
+              "objects, advisory locks) in this database; as a superuser, run:\n" + "\n".join(f"  {s};" for s in left),
               file=sys.stderr)
     return 0
 

@@ -111,7 +111,15 @@ def run_lock(path: Path | str) -> Iterator[None]:
     a session advisory lock, released when the session ends)."""
     if is_postgres(path):
         with connection(path) as conn:
-            if not conn.execute("select pg_try_advisory_lock(?)", [PG_RUN_LOCK_KEY]).fetchone()[0]:
+            try:
+                taken = conn.execute("select pg_try_advisory_lock(?)", [PG_RUN_LOCK_KEY]).fetchone()[0]
+            except Exception as exc:
+                if getattr(exc, "pgcode", None) != "42501":  # insufficient_privilege
+                    raise
+                raise InputError(f"the role of {redact(path)} may not take the run lock (pg_try_advisory_lock): "
+                                 "grant-bi took advisory locks from PUBLIC; run grant-bi again as this role, or "
+                                 "grant it execute on pg_catalog.pg_try_advisory_lock(bigint)") from None
+            if not taken:
                 raise WarehouseLocked(f"warehouse {redact(path)} is in use by another keyaccounts run; "
                                       "retry when it finishes")
             yield

@@ -7,8 +7,9 @@ schema. It gets no privilege on `raw`, `staging`, `quarantine`, `audit` or `mart
 no one may create in `public` unless granted. Default privileges make the tables that later
 publishes create readable too, so the command is run once per warehouse (re-running it is
 harmless). Run it as the role that runs the pipeline (the owner of the marts). It also takes from
-PUBLIC, in this database, what PostgreSQL grants every role by default: temp tables and large objects
-(the owner or a superuser may; otherwise the command prints the statements for a DBA). Connecting to
+PUBLIC, in this database, what PostgreSQL grants every role by default: temp tables, large objects
+and advisory locks, which the role running it keeps (the owner or a superuser may; otherwise the
+command prints the statements for a DBA). Connecting to
 the server's other databases is PUBLIC's default there: a DBA revokes it database by database.
 """
 
@@ -58,35 +59,57 @@ def grant_bi(warehouse: str, role: str, password: str | None) -> tuple[str, list
                 conn.execute(f"alter default privileges in schema {s} grant select on tables to {ident}")
             left = _close_public_defaults(conn, quote_ident(database))
             conn.execute("commit")
-        except Exception:
+        except Exception as exc:
             conn.execute("rollback")
+            if getattr(exc, "pgcode", None) == "42501":  # insufficient_privilege
+                first = str(exc).strip().splitlines()[0]
+                raise InputError(f"grant-bi: {first}: run it as the pipeline's role (the owner of the marts) "
+                                 "with CREATEROLE, or as a superuser") from None
             raise
     return role, left
 
 
 # What PostgreSQL grants every role (PUBLIC) by default that "select from marts and nothing else" rules
-# out: temp tables in this database, and large objects (which persist, so a BI login could store data
-# and fill the disk). The pipeline's own role keeps TEMP: dbt-postgres builds incremental models through
-# temp tables. Each needs the database's owner (TEMP) or a superuser (the functions), so what the running
-# role may not do is returned for a DBA to run.
-PUBLIC_DEFAULTS = (
-    "revoke temporary on database {db} from public",
-    "grant temporary on database {db} to current_user",
-    "revoke execute on function pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_create(oid), "
-    "pg_catalog.lo_creat(integer) from public",
-)
+# out: temp tables in this database, large objects (which persist, so a BI login could store data and
+# fill the disk), and advisory locks (a BI login holding the runs' lock, warehouse.PG_RUN_LOCK_KEY, would
+# stop every run with exit 4). The pipeline keeps temp tables (dbt-postgres builds incremental models
+# through them) and advisory locks: they are granted to the role running this and to the owners of the
+# pipeline's schemas. The database's owner may revoke TEMP, only a superuser the functions: what the
+# running role could not do is returned for a DBA. Each entry: (statements, SQL true while PUBLIC still
+# holds the privilege), as a REVOKE without the right to revoke only warns.
+_ADVISORY_LOCKS = ", ".join(f"pg_catalog.{f}(bigint)" for f in (
+    "pg_advisory_lock", "pg_try_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock_shared",
+    "pg_advisory_xact_lock", "pg_try_advisory_xact_lock", "pg_advisory_xact_lock_shared",
+    "pg_try_advisory_xact_lock_shared"))
+_LARGE_OBJECTS = "pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer)"
+PUBLIC_DEFAULTS = [
+    (["revoke temporary on database {db} from public", "grant temporary on database {db} to {pipeline}"],
+     "has_database_privilege('public', current_database(), 'temp')"),
+    ([f"revoke execute on function {_LARGE_OBJECTS} from public"],
+     "has_function_privilege('public', 'pg_catalog.lo_from_bytea(oid, bytea)', 'execute')"),
+    ([f"revoke execute on function {_ADVISORY_LOCKS} from public",
+      f"grant execute on function {_ADVISORY_LOCKS} to {{pipeline}}"],
+     "has_function_privilege('public', 'pg_catalog.pg_try_advisory_lock(bigint)', 'execute')"),
+]
+PIPELINE_SCHEMAS = ("raw", "staging", "audit", "marts_build")
 
 
 def _close_public_defaults(conn, database: str) -> list[str]:
+    owners = [r[0] for r in conn.execute(
+        "select distinct nspowner::regrole::text from pg_namespace where nspname in "
+        f"({', '.join('?' for _ in PIPELINE_SCHEMAS)})", list(PIPELINE_SCHEMAS)).fetchall()]
+    pipeline = ", ".join(["current_user", *sorted(set(owners))])
     left = []
-    for statement in PUBLIC_DEFAULTS:
-        sql = statement.format(db=database)
-        conn.execute("savepoint public_default")
-        try:
-            conn.execute(sql)
-            conn.execute("release savepoint public_default")
-        except Exception:  # insufficient privilege: not the owner, not a superuser
-            conn.execute("rollback to savepoint public_default")
-            left.append(sql)
+    for statements, still_held in PUBLIC_DEFAULTS:
+        sqls = [sql.format(db=database, pipeline=pipeline) for sql in statements]
+        for sql in sqls:
+            conn.execute("savepoint public_default")
+            try:
+                conn.execute(sql)
+                conn.execute("release savepoint public_default")
+            except Exception:  # insufficient privilege
+                conn.execute("rollback to savepoint public_default")
+        if conn.execute(f"select {still_held}").fetchone()[0]:
+            left.extend(sqls)
     return left
 
