@@ -203,7 +203,8 @@ def test_restatement_appends_a_version_and_the_per_customer_diff(example_wh):
 
 
 def test_csv_export_has_bom_and_neutralised_formula_cells(tmp_path):
-    names = ["=HYPERLINK(\"http://x\")", "+86 Trading", "-Minus Ltd", "@Sum Corp", "正常客户"]
+    names = ["=HYPERLINK(\"http://x\")", "+86 Trading", "-Minus Ltd", "@Sum Corp", "正常客户",
+             "\t=SUM(A1)"]  # a tab before a formula is one too (OWASP)
     customers = "\n".join(f'C{i},"{n.replace(chr(34), chr(34) * 2)}",retail,local,East,王敏,2024-01-01,{TS}'
                           for i, n in enumerate(names))
     orders = "\n".join(f"O{i},C{i},,2024-03-0{i + 1},completed,CNY,100,100,,{TS}" for i in range(len(names)))
@@ -220,7 +221,7 @@ def test_csv_export_has_bom_and_neutralised_formula_cells(tmp_path):
     exported = {r["customer_id"]: r["customer_name"]
                 for r in csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))}
     assert exported == {"C0": "'" + names[0], "C1": "'+86 Trading", "C2": "'-Minus Ltd", "C3": "'@Sum Corp",
-                        "C4": "正常客户"}
+                        "C4": "正常客户", "C5": "'\t=SUM(A1)"}
     # the tables themselves keep the names unchanged
     assert {r["customer_name"] for r in rows(wh, "select customer_name from marts.dim_customer")} == set(names)
 

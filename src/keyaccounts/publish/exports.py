@@ -9,7 +9,9 @@ import pyarrow.parquet as pq
 from keyaccounts.publish.pending import PendingFiles, write_now
 
 # Spreadsheet formula injection: a cell starting with one of these is prefixed with '.
-_FORMULA_PREFIXES = ("=", "+", "-", "@")
+# what makes a spreadsheet read a cell as a formula: = + - @, and a tab or carriage return before one
+# (OWASP, CSV injection); ingest's trim keeps those two
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise_cell(value: object) -> object:

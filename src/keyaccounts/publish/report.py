@@ -19,15 +19,19 @@ def _df(conn, sql: str, params: list):
     return conn.execute(sql, params).fetch_arrow_table().to_pandas()
 
 
-def _table(df, columns: list[str], headers: list[str]) -> str:
+def _table(df, columns: list[str], headers: list[str], limit: int | None = None, rest: str = "") -> str:
+    """An HTML table of `df`; with `limit`, its first rows and a line saying how many more are where."""
     if df.empty:
         return "<p class='empty'>无 · none</p>"
+    shown = df if limit is None else df.head(limit)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape('' if v is None or v != v else str(v))}</td>" for v in row) + "</tr>"
-        for row in df[columns].itertuples(index=False)
+        for row in shown[columns].itertuples(index=False)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    more = (f"<p class='empty'>… {len(df) - len(shown)} more in {html.escape(rest)}</p>"
+            if len(shown) < len(df) else "")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
 def version_line(version) -> str:
@@ -126,12 +130,14 @@ th{{background:#f4f4f4}} .empty{{color:#888}}</style></head>
 {version_line(int(tiers['version'].max()) if not tiers.empty else '-')} 客户 customers {len(tiers)} · {mix}</p>
 {charts}
 <h2>等级变动 Top movers</h2>
-{_table(movers.head(30), ['customer_id', 'customer_name', 'previous_tier', 'tier', 'tier_change', 'reason'],
-        ['客户 ID', '客户名称', '上月', '本月', '变动', '原因 reason'])}
+{_table(movers, ['customer_id', 'customer_name', 'previous_tier', 'tier', 'tier_change', 'reason'],
+        ['客户 ID', '客户名称', '上月', '本月', '变动', '原因 reason'], limit=30,
+        rest=f"tiers_{month}.csv (tier_change promoted / demoted)")}
 <h2>风险大客户 At-risk key accounts (A/B with risk flags)</h2>
-{_table(at_risk.head(30), ['customer_id', 'customer_name', 'account_manager', 'tier', 'risk_flags',
-                           'collection_rate_12m', 'nps_12m'],
-        ['客户 ID', '客户名称', '客户经理', '等级', '风险', '回款率', 'NPS'])}
+{_table(at_risk, ['customer_id', 'customer_name', 'account_manager', 'tier', 'risk_flags',
+                  'collection_rate_12m', 'nps_12m'],
+        ['客户 ID', '客户名称', '客户经理', '等级', '风险', '回款率', 'NPS'], limit=100,
+        rest=f"tiers_{month}.csv (tier A or B with risk_flags)")}
 {forecast_section(conn, month, layout)}
 {manager_section(conn, month)}
 </body></html>"""
