@@ -53,5 +53,5 @@ def test_a_mart_that_breaks_a_rule_fails_its_check(built, check):
     with duckdb.connect(str(copy)) as conn:
         assert conn.execute(BROKEN[check]).fetchone()[0] > 0  # rows changed
     broken = RunConfig(inbox=cfg.inbox, warehouse=copy, through="2024-06")
-    with pytest.raises(BuildFailed, match=check):
-        run_dbt("test", copy, broken.dbt_state_dir, dbt_vars_for(broken), extra=["--select", *CHECKS])
+    with pytest.raises(BuildFailed, match=check):  # this check alone: a broken rule may break others too
+        run_dbt("test", copy, broken.dbt_state_dir, dbt_vars_for(broken), extra=["--select", check])

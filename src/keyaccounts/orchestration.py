@@ -285,8 +285,10 @@ def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
             profile_name="keyaccounts", target_name=DBT_TARGET, profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
         ),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER),
+        # a test of several models (dbt_project/tests/tier_rules) is its own task after all of them: run
+        # with the first model's build, it would read models this run has not built yet
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
-                                   emit_datasets=False),
+                                   emit_datasets=False, should_detach_multiple_parents_tests=True),
         operator_args={
             "vars": "{{ " + xcom + "['dbt_vars_json'] }}",
             "env": {name: "{{ " + xcom + f"['dbt_env'].get('{name}', '') }}}}" for name in DBT_ENV_NAMES},
