@@ -223,3 +223,16 @@ def test_a_run_that_asks_for_tls_from_a_server_without_it_fails_with_one_line(tm
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("keyaccounts: error:")]
     assert len(errors) == 1 and "SSL" in errors[0], proc.stderr
+
+
+def test_tls_options_reach_the_airflow_dbt_tasks_too(tmp_path):
+    """The Cosmos dbt tasks get only the environment variables the DAGs list: the URL's TLS options
+    must be among them, with their values in the run's settings."""
+    from keyaccounts.config import RunConfig
+    from keyaccounts.orchestration import DBT_ENV_NAMES, settings_from_config
+
+    cfg = RunConfig(inbox=tmp_path, warehouse="postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+                    through="2024-05", exports_dir=tmp_path / "exports")
+    env = settings_from_config(cfg)["dbt_env"]
+    assert env["KEYACCOUNTS_PG_SSLMODE"] == "disable" and "KEYACCOUNTS_PG_SSLMODE" in DBT_ENV_NAMES
+    assert {"KEYACCOUNTS_PG_SSLROOTCERT", "KEYACCOUNTS_PG_SSLCERT", "KEYACCOUNTS_PG_SSLKEY"} <= set(DBT_ENV_NAMES)

@@ -184,14 +184,13 @@ def cmd_demo(args) -> int:
 
     from rich.console import Console
 
-    from keyaccounts.config import (PROJECT_ROOT, STATE_DIR, RunConfig, business_time_zone_var, check_month_has_ended,
-                                    parse_month, project_vars)
+    from keyaccounts.config import (PROJECT_ROOT, STATE_DIR, RunConfig, business_time_zone, check_month_has_ended,
+                                    parse_month)
 
     console = Console(stderr=True)
     through = parse_month(args.through)
     # before generating anything: a month that has not ended cannot be evaluated
-    check_month_has_ended(through, business_time_zone_var({}).get("business_time_zone")
-                          or project_vars()["business_time_zone"])
+    check_month_has_ended(through, business_time_zone({}))
     base = (args.dir or STATE_DIR / "demo").resolve()
     inbox, warehouse, log = base / "inbox", base / "warehouse.duckdb", base / "demo.log"
     base.mkdir(parents=True, exist_ok=True)

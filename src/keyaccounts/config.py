@@ -161,6 +161,11 @@ def _var_problem(name: str, value, default) -> str | None:
     return None if value == default else "cannot be changed"
 
 
+# the options of a PostgreSQL warehouse URL a run passes on (to its own connections and to dbt's), and
+# the environment variables that carry them to dbt (profiles.yml)
+PG_TLS_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+PG_TLS_ENV = {option: f"KEYACCOUNTS_PG_{option.upper()}" for option in PG_TLS_OPTIONS}
+
 TIME_ZONE_ENV = "KEYACCOUNTS_BUSINESS_TZ"
 
 
@@ -172,6 +177,11 @@ def business_time_zone_var(dbt_vars: dict) -> dict:
         return dbt_vars
     check_time_zone(zone, TIME_ZONE_ENV)
     return {**dbt_vars, "business_time_zone": zone}
+
+
+def business_time_zone(dbt_vars: dict) -> str:
+    """The zone in force: the run's var, else KEYACCOUNTS_BUSINESS_TZ, else dbt_project.yml's default."""
+    return str(business_time_zone_var(dbt_vars).get("business_time_zone") or project_vars()["business_time_zone"])
 
 
 CURRENCY_RE = re.compile(r"[A-Z]{3}")
@@ -268,7 +278,7 @@ class RunConfig:
 
     @property
     def business_time_zone(self) -> str:
-        return str(self.dbt_vars.get("business_time_zone") or project_vars()["business_time_zone"])
+        return business_time_zone(self.dbt_vars)
 
     @property
     def on_postgres(self) -> bool:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from keyaccounts.config import DBT_PROJECT_DIR, STATE_DIR, TIME_ZONE_ENV, RunConfig, project_vars
+from keyaccounts.config import DBT_PROJECT_DIR, PG_TLS_ENV, STATE_DIR, TIME_ZONE_ENV, RunConfig, project_vars
 from keyaccounts.errors import InputError
 from keyaccounts.ingest.contract import FEEDS
 
@@ -29,7 +29,7 @@ DUCKDB_POOL = os.environ.get("KEYACCOUNTS_DUCKDB_POOL", "keyaccounts_duckdb")
 # parsed, so a deployment on a PostgreSQL warehouse sets KEYACCOUNTS_DBT_TARGET=postgres
 DBT_TARGET = os.environ.get("KEYACCOUNTS_DBT_TARGET", "duckdb")
 DBT_ENV_NAMES = ("KEYACCOUNTS_DBT_TARGET", "KEYACCOUNTS_WAREHOUSE", "KEYACCOUNTS_PG_HOST", "KEYACCOUNTS_PG_PORT",
-                 "KEYACCOUNTS_PG_USER", "KEYACCOUNTS_PG_DATABASE", "KEYACCOUNTS_BUILD_OWNER")
+                 "KEYACCOUNTS_PG_USER", "KEYACCOUNTS_PG_DATABASE", "KEYACCOUNTS_BUILD_OWNER", *PG_TLS_ENV.values())
 MANIFEST_PATH = Path(os.environ.get("KEYACCOUNTS_DBT_MANIFEST", STATE_DIR / "dbt" / "manifest" / "manifest.json"))
 def _start_date():
     import pendulum  # Airflow keeps a pendulum start date's zone as the DAG's time zone

@@ -17,6 +17,7 @@ from typing import Iterator
 
 import duckdb
 
+from keyaccounts.config import PG_TLS_OPTIONS
 from keyaccounts.errors import InputError, WarehouseLocked, WarehouseUnavailable
 
 
@@ -219,8 +220,8 @@ def pg_params(url: str) -> dict[str, str]:
     }
 
 
-# the URL options a run passes on (to its own connections and to dbt's); any other is refused, not ignored
-TLS_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+# the URL options a run passes on (config.PG_TLS_OPTIONS); any other is refused, not ignored
+TLS_OPTIONS = PG_TLS_OPTIONS
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 

@@ -7,10 +7,9 @@ schema. It gets no privilege on `raw`, `staging`, `quarantine`, `audit` or `mart
 no one may create in `public` unless granted. Default privileges make the tables that later
 publishes create readable too, so the command is run once per warehouse (re-running it is
 harmless). Run it as the role that runs the pipeline (the owner of the marts). It also takes from
-PUBLIC, in this database, what PostgreSQL grants every role by default: temp tables, large objects
-and advisory locks, which the role running it keeps (the owner or a superuser may; otherwise the
-command prints the statements for a DBA). Connecting to
-the server's other databases is PUBLIC's default there: a DBA revokes it database by database.
+PUBLIC, in this database, temp tables, large objects and advisory locks (PUBLIC_DEFAULTS below).
+Connecting to the server's other databases is PUBLIC's default there: a DBA revokes it database by
+database.
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ from keyaccounts.publish.pending import PendingFiles, write_now
 # Spreadsheet formula injection: a cell starting with one of these is prefixed with '.
 # what makes a spreadsheet read a cell as a formula: = + - @, and a tab or carriage return before one
 # (OWASP, CSV injection); ingest's trim keeps those two
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise_cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
 

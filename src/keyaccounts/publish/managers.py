@@ -24,7 +24,7 @@ import html
 import re
 from pathlib import Path
 
-from keyaccounts.publish.exports import _FORMULA_PREFIXES, neutralise_cell
+from keyaccounts.publish.exports import FORMULA_PREFIXES, neutralise_cell
 from keyaccounts.publish.pending import PendingFiles, write_now
 
 UNASSIGNED = "_unassigned"
@@ -45,7 +45,7 @@ _INTERACTIONS = ["open_complaints", "complaints_12m", "visits_12m", "visits_expe
 
 def _plain_name(manager: str) -> str:
     name = _UNSAFE.sub("_", manager).strip(" .")
-    if name.startswith(_FORMULA_PREFIXES):
+    if name.startswith(FORMULA_PREFIXES):
         # _index.csv lists the file name in a cell, where Excel would take it for a formula
         name = "_" + name[1:]
     encoded = name.encode("utf-8")

@@ -11,9 +11,9 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Iterator
 
-from keyaccounts.config import DBT_PROJECT_DIR
+from keyaccounts.config import DBT_PROJECT_DIR, PG_TLS_ENV
 from keyaccounts.errors import BuildFailed, BuildReplaced, WarehouseLocked
-from keyaccounts.warehouse import (DUCKDB_FILE_LOCK, TLS_OPTIONS, connection, duckdb_settings, is_postgres,
+from keyaccounts.warehouse import (DUCKDB_FILE_LOCK, connection, duckdb_settings, is_postgres,
                                    pg_params, release_dbt_handle)
 
 
@@ -41,8 +41,8 @@ def warehouse_env(warehouse: Path | str) -> dict[str, str]:
     return {"KEYACCOUNTS_DBT_TARGET": "postgres", "KEYACCOUNTS_PG_HOST": pg["host"], "KEYACCOUNTS_PG_PORT": pg["port"],
             "KEYACCOUNTS_PG_USER": pg["user"], "KEYACCOUNTS_PG_DATABASE": pg["dbname"],
             "KEYACCOUNTS_PG_PASSWORD": pg["password"],
-            # the URL's TLS options (warehouse.TLS_OPTIONS); empty: libpq's defaults
-            **{f"KEYACCOUNTS_PG_{o.upper()}": pg.get(o, "") for o in TLS_OPTIONS}}
+            # the URL's TLS options; empty: libpq's defaults
+            **{name: pg.get(option, "") for option, name in PG_TLS_ENV.items()}}
 
 
 # one model at a time once a raw feed holds more rows than this (docs/benchmarks.md, session 9): DuckDB's
