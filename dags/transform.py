@@ -2,8 +2,8 @@
 ### transform — after each ingest: build and test the dbt project
 
 Runs when any feed's asset is updated by `ingest`. The dbt project is rendered by
-astronomer-cosmos from its manifest (one `dbt build` task per model, its tests included),
-built into `marts_build` through the month that ended before the run (or the latest
+astronomer-cosmos from its manifest (one `dbt build` task per model with its own tests; a
+test of several models, such as the tier-rule checks, is a task after all of them), built into `marts_build` through the month that ended before the run (or the latest
 published month, if later); the rows the build held back (a missing rate, ...) are listed in
 `quarantine.<feed>`, then the Great Expectations suites check the build. Publishing is
 `monthly_tiers`' job. DuckDB writers share a pool of one slot.

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -493,13 +494,14 @@ def test_nothing_to_evaluate_exits_3_before_the_build(tmp_path, example_inbox, c
     assert not (warehouse.parent / ".dbt").exists()  # dbt never ran
 
 
-def test_a_warehouse_opened_by_another_process_during_dbt_is_a_lock_not_a_failed_model(tmp_path):
+def test_a_warehouse_opened_by_another_process_during_dbt_is_a_lock_not_a_failed_model(tmp_path, monkeypatch):
     """A BI tool that opens the DuckDB file itself (instead of published/) while dbt has it
     closed makes dbt's open fail: that is the warehouse in use (exit 4, retried by Airflow), not a
     broken model (exit 6)."""
     from keyaccounts.errors import WarehouseLocked
     from keyaccounts.transform.dbt import run_dbt
 
+    monkeypatch.setenv("KEYACCOUNTS_DUCKDB_CONNECT_ATTEMPTS", "1")  # no waiting for it (next test)
     warehouse = tmp_path / "warehouse.duckdb"
     duckdb.connect(str(warehouse)).close()
     holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
@@ -514,6 +516,48 @@ def test_a_warehouse_opened_by_another_process_during_dbt_is_a_lock_not_a_failed
         holder.wait()
     assert "opened by another process during the dbt build" in str(locked.value)
     assert locked.value.exit_code == 4
+
+
+def test_dbt_waits_for_a_warehouse_another_process_holds_for_a_moment(tmp_path):
+    """profiles.yml: dbt-duckdb opens the file again after 1, 2, 4 s, so a BI tool that holds the
+    warehouse for a few seconds while dbt starts does not fail the build (an Airflow dbt task does not
+    retry: a failed model would fail the same way). The holder lets go 3 s after dbt has started
+    connecting (its "Concurrency" line comes right before the first open)."""
+    import threading
+
+    from keyaccounts.transform.dbt import run_dbt
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); time.sleep(120)", str(warehouse)],
+                              stdout=subprocess.PIPE, text=True)
+    log = tmp_path / "dbt" / "logs" / "dbt.log"
+    released = {}
+
+    def release_after_dbt_starts_connecting():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (log.exists() and "Concurrency:" in log.read_text()):
+            time.sleep(0.1)
+        time.sleep(3)
+        released["at"] = time.monotonic()
+        holder.kill()
+        holder.wait()
+
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        watcher = threading.Thread(target=release_after_dbt_starts_connecting)
+        watcher.start()
+        run_dbt("build", warehouse, tmp_path / "dbt", {"through_month": "2024-06"}, extra=["--select", "programme_packages"])
+        finished = time.monotonic()
+        watcher.join()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert finished > released["at"]  # the build went on after the holder let go, not before
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from information_schema.tables where table_name = 'programme_packages'"
+                           ).fetchone() == (1,)
 
 
 def test_an_internal_error_writes_its_traceback_to_a_private_file(tmp_path, monkeypatch, capsys):

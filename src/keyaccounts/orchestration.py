@@ -271,7 +271,8 @@ def publish(settings: dict, run_id: str) -> list[str]:
 
 def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
     """The dbt project as an Airflow task group (astronomer-cosmos), rendered from the
-    manifest (no dbt at parse time); one `dbt build` task per model, tests included."""
+    manifest (no dbt at parse time); one `dbt build` task per model with its own tests, and a task
+    for each test of several models after all of them."""
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
