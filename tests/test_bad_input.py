@@ -322,6 +322,7 @@ def test_every_good_row_is_in_raw_exactly_once(clean_and_dirty):
     the same text)."""
     clean_wh, dirty_wh = clean_and_dirty["clean_wh"], clean_and_dirty["dirty_wh"]
     expected_bad = Counter(k[0] for k in clean_and_dirty["expected"])
+    expected_bad["orders"] += 1  # part-0800-no-net-amount.csv: its one row is lost with the file (missing_columns)
     for feed, spec in FEEDS.items():
         cols = ", ".join(spec.column_names)
         clean_raw = Counter(tuple(r.values()) for r in rows(clean_wh, f"select {cols} from raw.{feed}"))

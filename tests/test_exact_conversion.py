@@ -368,3 +368,50 @@ def test_ingest_checks_decimals_at_the_scale_staging_keeps():
             assert column.scale == type_scale[cast_type[casts[0]]], (feed.name, column.name)
             checked += 1
     assert checked == 6  # orders x3, invoices, payments, fx_rates
+
+
+# ----------------------------------------------------------------------------- 4. a blank currency is CNY
+
+BLANK_CURRENCY = {  # reporting in USD; K1's order and invoice leave currency empty, K2's say CNY
+    "customers/part-0001.csv": f"""
+        customer_id,customer_name,industry,scope,region,account_manager,signed_on,updated_at
+        K1,Blank Currency Ltd,retail,local,East,王敏,2022-01-01,{TS}
+        K2,Written Currency Ltd,retail,local,East,王敏,2022-01-01,{TS}
+    """,
+    "orders/part-0001.csv": f"""
+        order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
+        O1,K1,,2024-03-05,completed,,700,700,,{TS}
+        O2,K2,,2024-03-05,completed,CNY,700,700,,{TS}
+    """,
+    "invoices/part-0001.csv": f"""
+        invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
+        I1,K1,O1,2024-03-05,2024-04-04,,700,{TS}
+    """,
+    "payments/part-0001.csv": f"""
+        payment_id,invoice_id,customer_id,payment_date,currency,amount,method,updated_at
+        P1,I1,K1,2024-03-20,,350,bank_transfer,{TS}
+    """,
+    "fx_rates/part-0001.csv": """
+        currency,month,rate_to_reporting
+        CNY,2024-03,0.14
+    """,
+}
+
+
+def test_a_blank_currency_is_cny_whatever_the_reporting_currency(tmp_path):
+    """sources.md: orders' `currency` is "ISO 4217, default CNY". With USD as the reporting currency a
+    blank order or invoice is still CNY, converted at CNY's rate (700 x 0.14 = 98 USD), not taken as
+    700 USD; its payment is in the invoice's currency."""
+    inbox = write_inbox(tmp_path / "inbox", BLANK_CURRENCY)
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    run(inbox, warehouse, "2024-03", dbt_vars={"reporting_currency": "USD"})
+    orders = {r["order_id"]: r for r in rows(warehouse, "select * from marts.fct_orders")}
+    assert orders["O1"]["currency"] == "CNY" and orders["O1"]["net_amount_reporting"] == D("98")
+    assert orders["O2"]["net_amount_reporting"] == D("98")
+    sales = {r["customer_id"]: r["revenue_12m"] for r in rows(
+        warehouse, "select customer_id, revenue_12m from marts.customer_sales_monthly where eval_month = '2024-03'")}
+    assert sales == {"K1": D("98"), "K2": D("98")}
+    invoice = rows(warehouse, "select currency, amount_reporting from marts.fct_invoices")[0]
+    assert invoice["currency"] == "CNY" and invoice["amount_reporting"] == D("98")
+    payment = rows(warehouse, "select currency, is_applied from marts.fct_payments")[0]
+    assert payment["currency"] == "CNY" and payment["is_applied"]

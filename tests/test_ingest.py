@@ -325,6 +325,27 @@ def test_unreadable_files_are_quarantined_whole_and_other_files_load(conn, inbox
     ]
 
 
+def test_rows_of_a_file_missing_a_column_count_toward_the_reject_threshold(conn, inbox):
+    """sources.md: a run in which more than 5% of a feed's rows are quarantined fails loudly. A file
+    whose header lacks a required column loses every row it holds, so they count: 3 rows lost beside
+    40 good ones (7%) reject the run, while 1 row lost beside 40 (2.4%) does not."""
+    folder = inbox / "orders"
+    write_csv(folder / "part-0001.csv", [order(f"O{i}") for i in range(40)])
+    header = [c for c in order("x") if c != "net_amount"]
+    write_csv(folder / "part-0002.csv", [order(f"L{i}") for i in range(3)], header=header)
+    with pytest.raises(RejectThresholdExceeded) as rejected:
+        ingest_inbox(conn, inbox, "run-1", reject_threshold=0.05)
+    assert "3 of 43 orders rows" in str(rejected.value)
+    assert fetch(conn, "select count(*) from raw.orders") == [(0,)]
+
+    (folder / "part-0002.csv").unlink()
+    write_csv(folder / "part-0003.csv", [order("L9")], header=header)
+    result = ingest_inbox(conn, inbox, "run-2", reject_threshold=0.05)
+    stats = result.feeds["orders"]
+    assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined, stats.files_quarantined) == (41, 40, 1, 1)
+    assert fetch(conn, "select count(*) from raw.orders") == [(40,)]
+
+
 def test_repaired_file_under_a_new_name_is_taken(conn, inbox):
     """sources.md 'Bad input': a repaired file dropped again under a new name is taken."""
     folder = inbox / "orders"

@@ -14,7 +14,7 @@
 
 {# What staged rows depend on besides their raw rows and rates. #}
 {% macro staging_build_key() -%}
-    v{{ staging_version() }}|{{ var('reporting_currency') }}|{{ var('business_time_zone') }}
+    v{{ staging_version() }}|{{ var('reporting_currency') }}|{{ var('default_currency') }}|{{ var('business_time_zone') }}
 {%- endmacro %}
 
 {# The filter on the raw relation: empty on a full build. rate_date_col: the staged date whose

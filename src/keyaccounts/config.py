@@ -127,7 +127,7 @@ def _var_problem(name: str, value, default) -> str | None:
     if name == "through_month":
         return None if value is None or (isinstance(value, str) and MONTH_RE.fullmatch(value)) else \
             "must be a month YYYY-MM (keyaccounts sets it from --through)"
-    if name == "reporting_currency":
+    if name in ("reporting_currency", "default_currency"):
         return None if isinstance(value, str) and CURRENCY_RE.fullmatch(value) else \
             "must be an ISO 4217 code of three capital letters (e.g. CNY, USD)"
     if name == "business_time_zone":

@@ -11,7 +11,7 @@ with payments as (
         p.invoice_id,
         p.customer_id,
         p.payment_date,
-        coalesce(p.currency, i.currency, '{{ var("reporting_currency") }}') as currency,
+        coalesce(p.currency, i.currency, '{{ var("default_currency") }}') as currency,
         p.amount,
         p.payment_method,
         i.invoice_id as known_invoice_id,

@@ -15,7 +15,7 @@ typed as (
         nullif(trim(order_id), '') as order_id,
         cast(trim(invoice_date) as date) as invoice_date,
         cast(trim(due_date) as date) as due_date,
-        coalesce(nullif(trim(currency), ''), '{{ var("reporting_currency") }}') as currency,
+        coalesce(nullif(trim(currency), ''), '{{ var("default_currency") }}') as currency,
         {{ cast_input_decimal("trim(amount)") }} as amount,
         _updated_at_utc as updated_at_utc,
         {{ load_metadata() }}

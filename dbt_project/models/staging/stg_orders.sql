@@ -15,7 +15,7 @@ typed as (
         nullif(trim(contract_id), '') as contract_id,
         cast(trim(order_date) as date) as order_date,
         trim(status) as status,
-        coalesce(nullif(trim(currency), ''), '{{ var("reporting_currency") }}') as currency,
+        coalesce(nullif(trim(currency), ''), '{{ var("default_currency") }}') as currency,
         {{ cast_input_decimal("trim(list_amount)") }} as list_amount,
         {{ cast_input_decimal("trim(net_amount)") }} as net_amount,
         {{ cast_input_decimal("nullif(trim(cost_amount), '')") }} as cost_amount,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from keyaccounts.errors import InputError, RejectThresholdExceeded
 from keyaccounts.ingest import readers
@@ -280,6 +281,10 @@ def _stage_content(stage, target, staged: _StagedFile, content: readers.FileCont
     missing = [c for c in feed.required_columns if c not in content.header]
     if missing:
         staged.bad_reason, staged.bad_detail = "missing_columns", "missing required column(s): " + ", ".join(missing)
+        # its rows were read, and every one is lost: they count toward the reject threshold (a payments
+        # file with a renamed column must not publish a month without payments)
+        staged.rows_read = staged.rows_bad = (
+            pq.ParquetFile(content.parquet).metadata.num_rows if content.parquet is not None else len(content.rows))
         return staged
     staged.encoding = content.encoding
     staged.temp_table = f"ingest_stage_{n}"
