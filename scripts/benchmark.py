@@ -753,7 +753,7 @@ def pandas_tier_table(inbox: Path, through: str, months: str = "last"):
     # orders: latest version, completed, converted to micro-units of the reporting currency
     orders = _pd_latest(_pd_read(inbox, "orders"), ["order_id"])
     orders = orders.assign(customer_id=_pd_text(orders["customer_id"]), status=_pd_text(orders["status"]),
-                           currency=_pd_text(orders["currency"]).fillna(rc).replace("", rc),
+                           currency=_pd_text(orders["currency"]).fillna("CNY").replace("", "CNY"),
                            om=_pd_month(orders["order_date"]))
     orders = orders[orders["status"] == "completed"]
     orders = convert(orders, "om")
@@ -786,7 +786,7 @@ def pandas_tier_table(inbox: Path, through: str, months: str = "last"):
     # receivables: invoices due in W(M); payments up to end(M), capped per invoice
     inv = _pd_latest(_pd_read(inbox, "invoices"), ["invoice_id"])
     inv = inv.assign(customer_id=_pd_text(inv["customer_id"]),
-                     currency=_pd_text(inv["currency"]).fillna(rc).replace("", rc),
+                     currency=_pd_text(inv["currency"]).fillna("CNY").replace("", "CNY"),
                      im=_pd_month(inv["invoice_date"]), dm=_pd_month(inv["due_date"]),
                      amount_c=_pd_units(inv["amount"], 2))
     inv = convert(inv, "im")

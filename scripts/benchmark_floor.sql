@@ -53,7 +53,8 @@ fx as (
 ),
 
 orders as (
-    select customer_id, status, coalesce(nullif(currency, ''), '{rc}') as currency,
+    -- a blank currency is CNY (sources.md), whatever the reporting currency
+    select customer_id, status, coalesce(nullif(currency, ''), 'CNY') as currency,
            cast(order_date as date) as order_date, cast(cast(net_amount as decimal(18, 2)) * 100 as bigint) as net_cents
     from {orders}
     where _k in (select max(_k) from {orders} group by order_id)
@@ -82,7 +83,7 @@ invoices as (
     select i.invoice_id, i.customer_id, i.currency, i.amount_cents, i.due_m,
            case when i.currency = '{rc}' then 10000 else fx.rate_u end as rate_u
     from (
-        select invoice_id, customer_id, coalesce(nullif(currency, ''), '{rc}') as currency,
+        select invoice_id, customer_id, coalesce(nullif(currency, ''), 'CNY') as currency,
                cast(cast(amount as decimal(18, 2)) * 100 as bigint) as amount_cents,
                year(cast(invoice_date as date)) * 12 + month(cast(invoice_date as date)) - 1 as inv_m,
                year(cast(due_date as date)) * 12 + month(cast(due_date as date)) - 1 as due_m
