@@ -344,6 +344,31 @@ def test_report_renders_in_headless_chromium(example_wh, chromium, tmp_path):
     assert shot.exists() and shot.stat().st_size > 50_000
 
 
+def test_report_lists_every_tier_move_and_counts_the_migration(example_dir, tmp_path):
+    """outputs.md: the report shows the migration matrix as a heat map and the top movers. From the
+    spec's worked example (expected_customer_tier_monthly.csv, 2024-05): K4 is demoted A -> B, and
+    everyone else keeps their tier; an approved override then moves K6 from C to A in that month
+    (metrics.md: change `override`), which is a move too."""
+    import json
+    import re
+
+    inbox = tmp_path / "inbox"
+    shutil.copytree(example_dir / "inbox", inbox)
+    write_inbox(inbox, {"tier_overrides/part-0001.csv": """
+        customer_id,eval_month,tier,reason,approved_by,updated_at
+        K6,2024-05,A,战略客户,张总,2024-06-01T09:00:00+08:00
+    """})
+    wh = tmp_path / "wh.duckdb"
+    run(inbox, wh, "2024-05")
+    text = (tmp_path / "exports" / "report_2024-05.html").read_text(encoding="utf-8")
+    movers = text.split("Top movers</h2>")[1].split("<h2>")[0]
+    assert re.findall(r"<tr><td>(K\d)</td>", movers) == ["K4", "K6"]  # by rank: K4 4th, K6 5th
+    assert "<td>demoted</td>" in movers and "<td>override</td>" in movers
+    # the heat map's counts, rows from A, B, C and columns to A, B, C: A->A K1 K2 K3, A->B K4, C->A K6, C->C K5
+    heat = next(f for f in re.findall(r'Plotly\.newPlot\(\s*"chart-3",\s*(\[.*?\]),\s*\{', text, re.S))
+    assert json.loads(heat)[0]["z"] == [[3, 1, 0], [0, 0, 0], [1, 0, 1]]
+
+
 def test_a_months_report_is_the_same_file_every_time(example_wh, tmp_path):
     """Re-running changes nothing the second time (operations.md), the report included: plotly
     would give its charts random ids on every write."""

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from keyaccounts.errors import InputError, KeyAccountsError
+from keyaccounts.ingest.contract import REJECT_THRESHOLD
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,8 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                           "KEYACCOUNTS_PG_PASSWORD)")
     run.add_argument("--through", required=True, help="last evaluation month, YYYY-MM")
     run.add_argument("--exports", type=Path, default=None, help="exports folder (default: <warehouse folder>/exports)")
-    run.add_argument("--reject-threshold", type=float, default=0.05,
-                     help="fail when more than this share of a feed's rows is quarantined (default 0.05)")
+    run.add_argument("--reject-threshold", type=float, default=REJECT_THRESHOLD,
+                     help=f"fail when more than this share of a feed's rows is quarantined (default {REJECT_THRESHOLD})")
     run.add_argument("--sql-source", default=os.environ.get("KEYACCOUNTS_SQL_SOURCE"), metavar="URL",
                      help="also read orders, invoices, payments from this PostgreSQL URL, incrementally "
                           "(default: env KEYACCOUNTS_SQL_SOURCE; keep passwords out of the command line)")

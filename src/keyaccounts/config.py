@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from keyaccounts.errors import InputError
+from keyaccounts.ingest.contract import REJECT_THRESHOLD
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = Path(os.environ.get("KEYACCOUNTS_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project"))
@@ -227,7 +228,7 @@ class RunConfig:
     warehouse: Path | str  # a DuckDB file, or a postgresql:// URL
     through: str
     exports_dir: Path | None = None
-    reject_threshold: float = 0.05
+    reject_threshold: float = REJECT_THRESHOLD
     dbt_vars: dict = field(default_factory=dict)  # overrides of dbt_project.yml vars
     run_id: str | None = None
     # orders, invoices and payments also from this PostgreSQL URL (credentials: env, never the repo)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from keyaccounts.config import DBT_PROJECT_DIR, PG_TLS_ENV, STATE_DIR, TIME_ZONE_ENV, RunConfig, project_vars
 from keyaccounts.errors import InputError
-from keyaccounts.ingest.contract import FEEDS
+from keyaccounts.ingest.contract import FEEDS, REJECT_THRESHOLD
 
 # the zone of the schedules; the models use the same one (config.business_time_zone_var)
 BUSINESS_TZ = os.environ.get(TIME_ZONE_ENV) or str(project_vars()["business_time_zone"])
@@ -91,7 +91,7 @@ def params() -> dict:
         "inbox": Param("", type="string", description="inbox folder (empty: Variable keyaccounts_inbox / env)"),
         "warehouse": Param("", type="string", description="DuckDB file (empty: Variable keyaccounts_warehouse / env)"),
         "exports": Param("", type="string", description="exports folder (empty: <warehouse folder>/exports)"),
-        "reject_threshold": Param(-1, type="number", description="share of bad rows that fails a run (-1: default 0.05)"),
+        "reject_threshold": Param(-1, type="number", description=f"share of bad rows that fails a run (-1: default {REJECT_THRESHOLD})"),
         "dbt_vars": Param({}, type="object", description="overrides of dbt_project.yml vars"),
         "month": Param("", type="string", description="evaluation month YYYY-MM (empty: from the logical date)"),
         "sql_conn_id": Param("", type="string",
@@ -142,7 +142,7 @@ def resolve_settings(params: dict, logical_date: datetime, owner: str | None = N
     warehouse = pick("warehouse", "keyaccounts_warehouse", "KEYACCOUNTS_WAREHOUSE", str(base / "warehouse.duckdb"))
     threshold = params.get("reject_threshold")
     if threshold is None or float(threshold) < 0:
-        threshold = float(_variable("keyaccounts_reject_threshold") or 0.05)
+        threshold = float(_variable("keyaccounts_reject_threshold") or REJECT_THRESHOLD)
     if is_postgres(warehouse) and DBT_TARGET != "postgres":
         raise InputError("a PostgreSQL warehouse needs KEYACCOUNTS_DBT_TARGET=postgres in the Airflow "
                                    "environment (the dbt target is fixed when the DAGs are parsed)")

@@ -31,6 +31,9 @@ SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS 
 XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL
 """.split())
 
+# sources.md "Bad input": a run in which more than this share of a feed's rows is quarantined fails
+REJECT_THRESHOLD = 0.05
+
 
 @dataclass(frozen=True)
 class Column:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from keyaccounts.errors import InputError, RejectThresholdExceeded
 from keyaccounts.ingest import readers
-from keyaccounts.ingest.contract import FEEDS, ISO_4217, Column, Feed
+from keyaccounts.ingest.contract import FEEDS, ISO_4217, REJECT_THRESHOLD, Column, Feed
 from keyaccounts.warehouse import quote_ident
 
 META_COLUMNS = ("_file", "_line", "_file_seq", "_run_id", "_loaded_at")
@@ -445,7 +445,7 @@ def _list_files(inbox: Path, feed: Feed) -> list[Path]:
         raise InputError(f"inbox folder {folder} is not readable") from None
 
 
-def ingest_inbox(conn, inbox: Path, run_id: str, reject_threshold: float = 0.05, sql_source=None) -> IngestResult:
+def ingest_inbox(conn, inbox: Path, run_id: str, reject_threshold: float = REJECT_THRESHOLD, sql_source=None) -> IngestResult:
     """Take every new file of every feed folder in `inbox`.
 
     With `sql_source`, the feeds it serves are also pulled from the database (after that

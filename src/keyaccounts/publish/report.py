@@ -110,7 +110,9 @@ def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None =
     fig.update_layout(title="回款率分布 Collection rate by tier", yaxis_tickformat=".0%", **layout)
     figures.append(fig)
 
-    movers = tiers[tiers["tier_change"].isin(["promoted", "demoted"])].sort_values("value_rank", na_position="last")
+    # every customer whose tier is not last month's: promoted, demoted, or moved by an override
+    movers = tiers[tiers["previous_tier"].notna() & (tiers["tier"] != tiers["previous_tier"])] \
+        .sort_values(["value_rank", "customer_id"], na_position="last")
     at_risk = tiers[(tiers["tier"].isin(["A", "B"])) & (tiers["risk_flags"].fillna("") != "")] \
         .sort_values("value_rank")
     mix = " · ".join(f"{t}: {int((tiers['tier'] == t).sum())}" for t in "ABC") if not tiers.empty else ""
@@ -132,7 +134,7 @@ th{{background:#f4f4f4}} .empty{{color:#888}}</style></head>
 <h2>等级变动 Top movers</h2>
 {_table(movers, ['customer_id', 'customer_name', 'previous_tier', 'tier', 'tier_change', 'reason'],
         ['客户 ID', '客户名称', '上月', '本月', '变动', '原因 reason'], limit=30,
-        rest=f"tiers_{month}.csv (tier_change promoted / demoted)")}
+        rest=f"tiers_{month}.csv (tier other than previous_tier)")}
 <h2>风险大客户 At-risk key accounts (A/B with risk flags)</h2>
 {_table(at_risk, ['customer_id', 'customer_name', 'account_manager', 'tier', 'risk_flags',
                   'collection_rate_12m', 'nps_12m'],
