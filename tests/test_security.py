@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,8 @@ def pii_run(example_dir, tmp_path_factory):
     warehouse = out / "wh" / "warehouse.duckdb"
     env = {**os.environ, "KEYACCOUNTS_PII_SALT": SALT}
     proc = subprocess.run([CLI, "run", "--inbox", str(inbox), "--warehouse", str(warehouse), "--through", "2024-06",
-                           "--reject-threshold", "0.5"], capture_output=True, text=True, timeout=600, env=env)
+                           "--reject-threshold", "0.5"], capture_output=True, text=True, timeout=600, env=env,
+                          preexec_fn=lambda: os.umask(0o022))  # the usual umask: new files readable by all
     assert proc.returncode == 0, proc.stderr
     status = subprocess.run([CLI, "status", "--warehouse", str(warehouse)], capture_output=True, text=True,
                             timeout=120, env=env)
@@ -121,6 +123,15 @@ def test_survey_personal_data_never_leaves_the_raw_layer(pii_run):
     assert any("/target/" in p for p in texts)  # dbt's compiled SQL and run results
     leaks = [(where, value) for where, text in texts.items() for value in [*PII.values(), SALT] if value in text]
     assert leaks == []
+
+
+def test_the_warehouse_file_is_readable_by_the_pipelines_user_only(pii_run):
+    """sources.md: raw personal data stays "readable only by the pipeline's own role". On DuckDB that
+    role is the file's owner: the warehouse (raw survey answers, the hash's salt) is 0600 whatever
+    the umask (the CLI ran under the usual 022), while the BI copy keeps the umask's modes."""
+    warehouse, _ = pii_run
+    assert stat.S_IMODE(warehouse.stat().st_mode) == 0o600
+    assert stat.S_IMODE((warehouse.parent / "published" / "marts.duckdb").stat().st_mode) == 0o644
 
 
 def _text_values_parquet(path: Path) -> str:

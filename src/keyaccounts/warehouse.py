@@ -60,7 +60,10 @@ def connect(path: Path | str, read_only: bool = False):
         raise InputError(f"warehouse {path} does not exist; run `keyaccounts run` first")
     settings = duckdb_settings(path)
     try:
-        return duckdb.connect(str(path), read_only=read_only, config=settings)
+        conn = duckdb.connect(str(path), read_only=read_only, config=settings)
+        if not read_only:
+            _keep_private(path, Path(settings["temp_directory"]))
+        return conn
     except duckdb.IOException as exc:
         text = str(exc)
         if DUCKDB_FILE_LOCK in text:
@@ -71,6 +74,19 @@ def connect(path: Path | str, read_only: bool = False):
     except duckdb.Error as exc:  # a bad KEYACCOUNTS_DUCKDB_* value
         raise InputError(f"cannot open warehouse {path} with DuckDB settings {settings}: "
                          f"{str(exc).splitlines()[0]}") from None
+
+
+def _keep_private(path: Path, spill: Path) -> None:
+    """The warehouse holds raw survey answers with the respondents' personal data and the salt of
+    their hash: only the pipeline's own user may read it (sources.md), whatever the umask. So the
+    file is made 0600 (its write-ahead log too, while it exists) and the spill folder 0700. BI
+    reads published/. A file owned by another user (a shared mount) is left as it is."""
+    for target, mode in ((path, 0o600), (Path(f"{path}.wal"), 0o600), (spill, 0o700)):
+        try:
+            if target.exists() and target.stat().st_uid == os.getuid() and target.stat().st_mode & 0o777 != mode:
+                target.chmod(mode)
+        except OSError:
+            pass  # a file system without modes (a Windows share): nothing to narrow
 
 
 def release_dbt_handle() -> None:
