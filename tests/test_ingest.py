@@ -601,6 +601,22 @@ def test_ingest_runs_reports_per_feed_stats_with_updates(conn, inbox):
     ]
 
 
+def test_an_update_is_a_key_seen_again_with_other_values(conn, inbox):
+    """sources.md: "the same key seen again is an update" (also on a later line of the same file) and
+    "identical re-deliveries change nothing" (not counted as updates, in a new file or on a later line)."""
+    folder = inbox / "orders"
+    write_csv(folder / "a.csv", [order("O1"), order("O2"),
+                                 order("O2", status="completed", updated_at="2024-06-01T08:00:00+08:00"),
+                                 order("O3"), order("O3")])  # O2 updated within the file, O3 repeated as is
+    write_csv(folder / "b.csv", [order("O1"),  # identical to a.csv's O1
+                                 order("O3", net_amount="5")])  # O3 corrected
+    result = ingest_inbox(conn, inbox, "run-1", reject_threshold=1.0)
+    stats = result.feeds["orders"]
+    assert (stats.rows_read, stats.rows_loaded, stats.rows_updated) == (7, 7, 2)  # O2 in a.csv, O3 in b.csv
+    assert fetch(conn, "select file_name, rows_loaded from audit.manifest order by file_seq") == [
+        ("orders/a.csv", 5), ("orders/b.csv", 2)]
+
+
 def test_example_inbox_loads_without_rejects(conn, tmp_path):
     """The worked example of the spec honours the contract: every row loads, none is quarantined."""
     inbox = tmp_path / "inbox"

@@ -391,11 +391,7 @@ def _commit_file(conn, staged: _StagedFile, run_id: str, stats: FeedStats) -> No
         loaded = updated = 0
         if staged.temp_table is not None:
             cols = ", ".join(quote_ident(c) for c in feed.column_names)
-            key_match = " and ".join(f"k.{quote_ident(k)} = s.{quote_ident(k)}" for k in feed.key)
-            updated = conn.execute(
-                f"select count(*) from {staged.temp_table} s where _reason is null and exists "
-                f"(select 1 from raw.{feed.name} k where {key_match})"
-            ).fetchone()[0]
+            updated = _count_updates(conn, feed, staged.temp_table)
             # no `order by _line`: the staged table is in line order and DuckDB keeps insertion
             # order by default; a sort of every file cost time at 20 million rows, and no rule reads
             # raw's physical order (the duplicate rule ranks by _file_seq and _line)
@@ -425,6 +421,32 @@ def _commit_file(conn, staged: _StagedFile, run_id: str, stats: FeedStats) -> No
     stats.rows_loaded += loaded
     stats.rows_updated += updated
     stats.rows_quarantined += staged.rows_bad
+
+
+def _count_updates(conn, feed: Feed, temp_table: str) -> int:
+    """The file's good rows that update a key (sources.md: "the same key seen again is an update"):
+    its key is in raw already or on an earlier line of the file, and the row is not identical to a
+    version seen before ("identical re-deliveries change nothing"). Raw is probed only with the keys
+    it holds (an inner join), so a file of new keys costs one hash join."""
+    key = ", ".join(quote_ident(k) for k in feed.key)
+    cols = ", ".join(quote_ident(c) for c in feed.column_names)
+    key_match = " and ".join(f"k.{quote_ident(k)} = g.{quote_ident(k)}" for k in feed.key)
+    same = " and ".join(f"k.{quote_ident(c)} is not distinct from g.{quote_ident(c)}" for c in feed.column_names)
+    return conn.execute(f"""
+        with g as (
+            select {cols}, _line,
+                   row_number() over (partition by {key} order by _line) as nth_of_key,
+                   row_number() over (partition by {cols} order by _line) as nth_identical
+            from {temp_table} where _reason is null
+        ),
+        in_raw as (
+            select g._line, bool_or({same}) as identical
+            from g join raw.{quote_ident(feed.name)} as k on {key_match}
+            group by g._line
+        )
+        select count(*) from g left join in_raw as r on g._line = r._line
+        where (g.nth_of_key > 1 or r._line is not null) and g.nth_identical = 1 and not coalesce(r.identical, false)
+    """).fetchone()[0]
 
 
 def _outside(path: Path, inbox: Path) -> str | None:
