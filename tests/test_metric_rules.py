@@ -86,6 +86,11 @@ INBOX = {
         R4,M4,W1,2024-03-02T10:00:00+08:00,9,4,,,,,,,,,{TS}
         R5,M4,W1,2024-03-03T10:00:00+08:00,6,2,,,,,,,,,{TS}
         R6,M4,W1,2024-03-04T10:00:00+08:00,,5,,,,,,,,,{TS}
+        R7,ZZ,W1,2024-03-05T10:00:00+08:00,9,5,,,,,,,,,{TS}
+    """,
+    "tier_overrides/part-0001.csv": f"""
+        customer_id,eval_month,tier,reason,approved_by,updated_at
+        ZZ,2024-06,A,strategic prospect,张总,{TS}
     """,
     "fx_rates/part-0001.csv": """
         currency,month,rate_to_reporting
@@ -184,7 +189,10 @@ def test_exceptions_report_overpayment_unapplied_orphan_and_missing_rate(wh):
     assert ex[("unapplied_payment", "P4")]["detail"] == "unknown_invoice"
     assert ("orphan_order", "O-ZZ-1") in ex
     assert ("missing_fx_rate", "O-M6-2") in ex
-    assert len(ex) == 4
+    # sources.md: every orphan is reported, a survey answer and an override of an unknown customer too
+    assert ex[("orphan_survey_response", "R7")]["source_line"] == 9  # the header, R1 on two lines, R2..R6
+    assert ex[("orphan_override", "ZZ 2024-06")]["feed"] == "tier_overrides"
+    assert len(ex) == 6
 
 
 def test_currency_conversion_and_held_back_row(wh):

@@ -1,7 +1,8 @@
 -- What finance must look at: payments not applied to a known invoice, overpayments (the
 -- excess over the invoice amount is not counted as collected), orphans (rows whose
--- customer is not in the master yet: kept, and joined once it arrives), and rows held
--- back for a missing fx rate.
+-- customer is not in the master yet: kept, and joined once it arrives; sources.md asks
+-- for every orphan to be reported, survey answers, interactions and overrides too), and
+-- rows held back for a missing fx rate.
 with payments as (
     select * from {{ ref('int_payments_applied') }}
 ),
@@ -131,3 +132,64 @@ select
     source_line
 from {{ ref('stg_invoices') }}
 where fx_rate is null
+
+union all
+
+select
+    'orphan_survey_response' as exception_type,
+    'survey_responses' as feed,
+    r.response_id as record_id,
+    r.customer_id,
+    cast(null as varchar) as invoice_id,
+    cast(null as varchar) as currency,
+    cast(null as decimal(38, 8)) as amount,
+    'customer not in the master' as detail,
+    r.source_file,
+    r.source_line
+from {{ ref('stg_survey_responses') }} as r
+where
+    not exists (
+        select 1 from customers as c
+        where c.customer_id = r.customer_id
+    )
+
+union all
+
+select
+    'orphan_interaction' as exception_type,
+    'interactions' as feed,
+    x.interaction_id as record_id,
+    x.customer_id,
+    cast(null as varchar) as invoice_id,
+    cast(null as varchar) as currency,
+    cast(null as decimal(38, 8)) as amount,
+    'customer not in the master' as detail,
+    x.source_file,
+    x.source_line
+from {{ ref('stg_interactions') }} as x
+where
+    not exists (
+        select 1 from customers as c
+        where c.customer_id = x.customer_id
+    )
+
+union all
+
+-- an override of a customer not in the master sets no tier until the customer arrives
+select
+    'orphan_override' as exception_type,
+    'tier_overrides' as feed,
+    o.customer_id || ' ' || {{ month_label('o.eval_month') }} as record_id,
+    o.customer_id,
+    cast(null as varchar) as invoice_id,
+    cast(null as varchar) as currency,
+    cast(null as decimal(38, 8)) as amount,
+    'customer not in the master' as detail,
+    o.source_file,
+    o.source_line
+from {{ ref('stg_tier_overrides') }} as o
+where
+    not exists (
+        select 1 from customers as c
+        where c.customer_id = o.customer_id
+    )
