@@ -35,9 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reject-threshold", type=float, default=REJECT_THRESHOLD,
                      help=f"fail when more than this share of a feed's rows is quarantined (default {REJECT_THRESHOLD})")
     run.add_argument("--sql-source", default=os.environ.get("KEYACCOUNTS_SQL_SOURCE"), metavar="URL",
-                     help="also read orders, invoices, payments from this PostgreSQL URL, incrementally "
-                          "(default: env KEYACCOUNTS_SQL_SOURCE; keep passwords out of the command line)")
-    run.add_argument("--sql-schema", default="public", help="schema of the source tables (default public)")
+                     help="also read orders, invoices, payments from this SQLAlchemy URL (postgresql://, "
+                          "sqlite:///, ...), incrementally (default: env KEYACCOUNTS_SQL_SOURCE; keep passwords "
+                          "out of the command line)")
+    run.add_argument("--sql-schema", default=None,
+                     help="schema of the source tables (default: public on PostgreSQL, else the database's own)")
     run.add_argument("--restate", action="store_true",
                      help="publish the month again as a new version even if it was published (needs --reason, --by)")
     run.add_argument("--reason", default=None, help="why the month is restated")

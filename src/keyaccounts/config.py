@@ -233,7 +233,7 @@ class RunConfig:
     run_id: str | None = None
     # orders, invoices and payments also from this PostgreSQL URL (credentials: env, never the repo)
     sql_source: str | None = None
-    sql_schema: str = "public"
+    sql_schema: str | None = None  # None: public on PostgreSQL, else the source database's default
     # restating an already published month (a new version in marts.published_tiers)
     restate: bool = False
     restate_reason: str | None = None

@@ -95,8 +95,9 @@ def params() -> dict:
         "dbt_vars": Param({}, type="object", description="overrides of dbt_project.yml vars"),
         "month": Param("", type="string", description="evaluation month YYYY-MM (empty: from the logical date)"),
         "sql_conn_id": Param("", type="string",
-                             description="Airflow connection of a PostgreSQL source of orders, invoices, payments"),
-        "sql_schema": Param("public", type="string", description="schema of the source tables"),
+                             description="Airflow connection of a SQL source (PostgreSQL, SQLite, any SQLAlchemy database) of orders, invoices, payments"),
+        "sql_schema": Param("", type="string",
+                            description="schema of the source tables (empty: public on PostgreSQL, else the database's own)"),
         "restate": Param(False, type="boolean", description="publish the month again as a new version"),
         "restate_reason": Param("", type="string", description="why (required with restate)"),
         "restated_by": Param("", type="string", description="who approved the restatement (required with restate)"),
@@ -167,7 +168,7 @@ def resolve_settings(params: dict, logical_date: datetime, owner: str | None = N
     settings = settings_from_config(cfg, owner)
     # the connection id travels, never its URL: credentials stay in Airflow's connection store
     settings["sql_conn_id"] = params.get("sql_conn_id") or _variable("keyaccounts_sql_conn_id") or ""
-    settings["sql_schema"] = params.get("sql_schema") or "public"
+    settings["sql_schema"] = params.get("sql_schema") or None
     return settings
 
 
@@ -223,7 +224,7 @@ def ingest(settings: dict, run_id: str) -> dict:
         from airflow.sdk import Connection
 
         cfg.sql_source = Connection.get(settings["sql_conn_id"]).get_uri()
-        cfg.sql_schema = settings.get("sql_schema") or "public"
+        cfg.sql_schema = settings.get("sql_schema") or None
     result = _run_task(ingest_task, cfg, run_id)
     if result.unknown_folders:
         import logging

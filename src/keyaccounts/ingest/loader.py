@@ -327,7 +327,7 @@ def _stage_sql(stage, conn, source, feed: Feed, n: int, taken: set[str]) -> _Sta
 
     row = conn.execute("select watermark from audit.watermarks where source = ? and feed = ?",
                        [source.name, feed.name]).fetchone()
-    rel_name = f"sql:{source.schema}.{source.tables[feed.name]}"
+    rel_name = f"sql:{source.table_name(feed.name)}"
     try:
         pulled = pull_feed(source.connection, source, feed.name, row[0] if row else None)
     except readers.UnreadableFile as bad:
