@@ -496,6 +496,21 @@ def test_missing_inbox_raises_input_error(conn, tmp_path):
 # --------------------------------------------------------------------------- other formats
 
 
+def test_a_gzipped_gbk_file_keeps_its_chinese_text(conn, inbox):
+    """sources.md: files may be gzipped, and Chinese text may come GBK-encoded; both at once."""
+    folder = inbox / "customers"
+    gbk = write_csv(folder / "tmp.csv", [customer("K1", "华东重工集团", account_manager="王敏"),
+                                         customer("K2", "深圳市腾达贸易有限公司", account_manager="刘洋")],
+                    encoding="gbk")
+    (folder / "tmp.csv").unlink()
+    (folder / "part-0001.csv.gz").write_bytes(gzip.compress(gbk))
+    result = ingest_inbox(conn, inbox, "run-1", reject_threshold=0.0)
+    assert result.feeds["customers"].rows_loaded == 2
+    assert fetch(conn, "select customer_id, customer_name, account_manager from raw.customers order by customer_id") == [
+        ("K1", "华东重工集团", "王敏"), ("K2", "深圳市腾达贸易有限公司", "刘洋")]
+    assert fetch(conn, "select encoding from audit.manifest") == [("gb18030",)]
+
+
 def test_gzip_parquet_and_jsonl_orders_load_as_text(conn, inbox):
     """sources.md 'Two kinds of source': .csv.gz, .parquet and .jsonl are read too, and every
     value arrives in raw as text whatever type the file stored."""

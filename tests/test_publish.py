@@ -369,6 +369,36 @@ def test_report_lists_every_tier_move_and_counts_the_migration(example_dir, tmp_
     assert json.loads(heat)[0]["z"] == [[3, 1, 0], [0, 0, 0], [1, 0, 1]]
 
 
+def test_dim_customer_holds_each_customers_first_order_and_latest_tier(example_wh, example_dir):
+    """outputs.md: dim_customer holds the master attributes, the first order date and the current
+    tier. Worked out here from the example's files: the winning version of each order (sources.md's
+    duplicate rule: latest updated_at, then the later file, then the later line), the earliest
+    completed one per customer; the tier of the last month published (expected csv, 2024-05)."""
+    from datetime import datetime
+
+    _, wh = example_wh
+    latest: dict[str, tuple] = {}
+    for path in sorted((example_dir / "inbox" / "orders").glob("*.csv")):
+        with open(path, encoding="utf-8") as fh:
+            for line, rec in enumerate(csv.DictReader(fh), start=2):
+                rank = (datetime.fromisoformat(rec["updated_at"]), path.name, line)
+                if rec["order_id"] not in latest or rank > latest[rec["order_id"]][0]:
+                    latest[rec["order_id"]] = (rank, rec)
+    first: dict[str, str] = {}
+    for _, rec in latest.values():
+        if rec["status"] == "completed" and rec["order_date"] <= "2024-05-31":
+            first[rec["customer_id"]] = min(first.get(rec["customer_id"], "9999"), rec["order_date"])
+    with open(example_dir / "expected_customer_tier_monthly.csv", encoding="utf-8") as fh:
+        tiers = {r["customer_id"]: r["tier"] for r in csv.DictReader(fh) if r["eval_month"] == "2024-05"}
+    dim = {r["customer_id"]: r for r in rows(wh, "select * from marts.dim_customer")}
+    assert {c: str(r["first_order_date"]) for c, r in dim.items()} == first
+    assert {c: (r["current_tier"], r["current_tier_month"]) for c, r in dim.items()} == \
+        {c: (t, "2024-05") for c, t in tiers.items()}
+    with open(example_dir / "inbox" / "customers" / "part-0001.csv", encoding="utf-8") as fh:
+        names = {r["customer_id"]: r["customer_name"] for r in csv.DictReader(fh)}
+    assert {c: r["customer_name"] for c, r in dim.items()} == names
+
+
 def test_a_months_report_is_the_same_file_every_time(example_wh, tmp_path):
     """Re-running changes nothing the second time (operations.md), the report included: plotly
     would give its charts random ids on every write."""
