@@ -140,7 +140,7 @@ def test_a_changed_var_restages_every_row(warehouses, tmp_path):
     shutil.copy(inc, wh)
     run(inbox, wh, "2024-05", dbt_vars={"business_time_zone": "UTC"})
     keys = rows(wh, "select distinct _build_key from staging.stg_orders")
-    assert [k["_build_key"] for k in keys] == ["v2|CNY|UTC"]  # staging_version() 2
+    assert [k["_build_key"] for k in keys] == ["v2|CNY|CNY|UTC"]  # staging_version() 2, reporting and default currency, zone
     n_raw = rows(wh, "select count(distinct trim(order_id)) as n from raw.orders")[0]["n"]
     assert rows(wh, "select count(*) as n from staging.stg_orders")[0]["n"] == n_raw
 
