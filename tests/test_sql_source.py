@@ -205,3 +205,12 @@ def test_a_database_without_its_driver_is_one_line_error(inbox_without_sql_feeds
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[0].startswith(
         "keyaccounts: error: SQL source mysql://127.0.0.1:3306/erp: no SQLAlchemy dialect or driver for 'mysql'")
+    # a mistyped SQLite path is said, not created as an empty database
+    missing = tmp_path / "no-such.db"
+    proc = subprocess.run(
+        [str(cli), "run", "--inbox", str(inbox_without_sql_feeds), "--warehouse", str(tmp_path / "wh.duckdb"),
+         "--through", "2024-06", "--sql-source", f"sqlite:///{missing}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 3 and f"no SQLite database at {missing}" in proc.stderr.splitlines()[0]
+    assert not missing.exists()

@@ -20,6 +20,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from keyaccounts.errors import InputError, KeyAccountsError
@@ -58,7 +59,8 @@ class SqlSource:
         parts = urlsplit(self.url)
         host = parts.hostname or ""
         netloc = f"{host}:{parts.port}" if parts.port else host
-        base = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        # a file database (sqlite:///path) has no host: its URL is its name, as written
+        base = urlunsplit((parts.scheme, netloc, parts.path, "", "")) if parts.netloc else self.url.split("?")[0]
         return base + (f"#{self.effective_schema}" if self.effective_schema else "")
 
     def table_name(self, feed_name: str) -> str:
@@ -75,6 +77,10 @@ class SqlSource:
         url = (f"postgresql+psycopg2://{self.url.split('://', 1)[1]}"
                if self.url.startswith(("postgres://", "postgresql://")) else self.url)
         try:
+            database = sqlalchemy.engine.make_url(url).database
+            if url.startswith("sqlite:") and database and database != ":memory:" and not Path(database).is_file():
+                # SQLite would create an empty database for a mistyped path
+                raise InputError(f"SQL source {self.name}: no SQLite database at {database}")
             engine = sqlalchemy.create_engine(url, poolclass=NullPool,
                                               connect_args={"connect_timeout": 10} if self.is_postgres else {})
             conn = engine.connect()
