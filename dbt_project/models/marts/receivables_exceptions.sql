@@ -61,46 +61,44 @@ select
 from overpaid
 
 union all
+{#- orphans of every feed that names a customer: kept, listed here, joined once the customer arrives #}
+{%- set orphans = [
+    {'type': 'orphan_order', 'feed': 'orders', 'model': 'stg_orders', 'record_id': 'order_id',
+     'invoice_id': 'cast(null as varchar)', 'currency': 'currency', 'amount': 'net_amount'},
+    {'type': 'orphan_invoice', 'feed': 'invoices', 'model': 'stg_invoices', 'record_id': 'invoice_id',
+     'invoice_id': 'invoice_id', 'currency': 'currency', 'amount': 'amount'},
+    {'type': 'orphan_survey_response', 'feed': 'survey_responses', 'model': 'stg_survey_responses',
+     'record_id': 'response_id', 'invoice_id': 'cast(null as varchar)', 'currency': 'cast(null as varchar)',
+     'amount': 'cast(null as decimal(38, 8))'},
+    {'type': 'orphan_interaction', 'feed': 'interactions', 'model': 'stg_interactions',
+     'record_id': 'interaction_id', 'invoice_id': 'cast(null as varchar)', 'currency': 'cast(null as varchar)',
+     'amount': 'cast(null as decimal(38, 8))'},
+    {'type': 'orphan_override', 'feed': 'tier_overrides', 'model': 'stg_tier_overrides',
+     'record_id': "customer_id || ' ' || " ~ month_label('eval_month'), 'invoice_id': 'cast(null as varchar)',
+     'currency': 'cast(null as varchar)', 'amount': 'cast(null as decimal(38, 8))'},
+] %}
+{%- for o in orphans %}
 
-select
-    'orphan_order' as exception_type,
-    'orders' as feed,
-    o.order_id as record_id,
-    o.customer_id,
-    cast(null as varchar) as invoice_id,
-    o.currency,
-    o.net_amount as amount,
-    'customer not in the master' as detail,
-    o.source_file,
-    o.source_line
-from {{ ref('stg_orders') }} as o
-where
-    not exists (
-        select 1 from customers as c
-        where c.customer_id = o.customer_id
-    )
+    select
+        '{{ o.type }}' as exception_type,
+        '{{ o.feed }}' as feed,
+        {{ o.record_id }} as record_id,
+        customer_id,
+        {{ o.invoice_id }},
+        {{ o.currency }},
+        {{ o.amount }},
+        'customer not in the master' as detail,
+        source_file,
+        source_line
+    from {{ ref(o.model) }} as r
+    where
+        not exists (
+            select 1 from customers as c
+            where c.customer_id = r.customer_id
+        )
 
-union all
-
-select
-    'orphan_invoice' as exception_type,
-    'invoices' as feed,
-    i.invoice_id as record_id,
-    i.customer_id,
-    i.invoice_id,
-    i.currency,
-    i.amount,
-    'customer not in the master' as detail,
-    i.source_file,
-    i.source_line
-from {{ ref('stg_invoices') }} as i
-where
-    not exists (
-        select 1 from customers as c
-        where c.customer_id = i.customer_id
-    )
-
-union all
+    union all
+{%- endfor %}
 
 select
     'missing_fx_rate' as exception_type,
@@ -132,64 +130,3 @@ select
     source_line
 from {{ ref('stg_invoices') }}
 where fx_rate is null
-
-union all
-
-select
-    'orphan_survey_response' as exception_type,
-    'survey_responses' as feed,
-    r.response_id as record_id,
-    r.customer_id,
-    cast(null as varchar) as invoice_id,
-    cast(null as varchar) as currency,
-    cast(null as decimal(38, 8)) as amount,
-    'customer not in the master' as detail,
-    r.source_file,
-    r.source_line
-from {{ ref('stg_survey_responses') }} as r
-where
-    not exists (
-        select 1 from customers as c
-        where c.customer_id = r.customer_id
-    )
-
-union all
-
-select
-    'orphan_interaction' as exception_type,
-    'interactions' as feed,
-    x.interaction_id as record_id,
-    x.customer_id,
-    cast(null as varchar) as invoice_id,
-    cast(null as varchar) as currency,
-    cast(null as decimal(38, 8)) as amount,
-    'customer not in the master' as detail,
-    x.source_file,
-    x.source_line
-from {{ ref('stg_interactions') }} as x
-where
-    not exists (
-        select 1 from customers as c
-        where c.customer_id = x.customer_id
-    )
-
-union all
-
--- an override of a customer not in the master sets no tier until the customer arrives
-select
-    'orphan_override' as exception_type,
-    'tier_overrides' as feed,
-    o.customer_id || ' ' || {{ month_label('o.eval_month') }} as record_id,
-    o.customer_id,
-    cast(null as varchar) as invoice_id,
-    cast(null as varchar) as currency,
-    cast(null as decimal(38, 8)) as amount,
-    'customer not in the master' as detail,
-    o.source_file,
-    o.source_line
-from {{ ref('stg_tier_overrides') }} as o
-where
-    not exists (
-        select 1 from customers as c
-        where c.customer_id = o.customer_id
-    )
