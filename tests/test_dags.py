@@ -114,7 +114,8 @@ def test_dag_policy(dagbag_report):
         assert d["default_retries"] >= 1, dag_id
         # our own tasks retry transient failures; dbt tasks (bad data / rules) do not
         assert all(r >= 1 for t, r in d["retries"].items() if not t.startswith("dbt.")), dag_id
-        assert all(r == 0 for t, r in d["retries"].items() if t.startswith("dbt.")), dag_id
+        # dbt tasks retry too, but only a lock or a connection fault (orchestration._retry_dbt_only_when_transient)
+        assert all(r >= 1 for t, r in d["retries"].items() if t.startswith("dbt.")), dag_id
         assert d["start_tz"] == "Asia/Shanghai", dag_id
     assert dagbag_report["dags"]["ingest"]["timezone"] == "Asia/Shanghai"
     assert dagbag_report["dags"]["monthly_tiers"]["timezone"] == "Asia/Shanghai"
@@ -131,6 +132,38 @@ def test_dags_parse_fast_without_touching_the_warehouse(dagbag_report):
     assert dagbag_report["dbt_imported"] == []
     assert not dagbag_report["warehouse_created"]
     assert not dagbag_report["duckdb_imported"]
+
+
+def test_a_dbt_task_retries_a_held_or_unreachable_warehouse_and_nothing_else():
+    """operations.md: each DAG retries transient failures. A dbt task's failure is retried (Airflow's
+    retries) when the warehouse was held by another process or could not be reached; a failed model
+    or test fails at once (AirflowFailException), since it would fail the same way again."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from cosmos.dbt import runner
+    from cosmos.exceptions import CosmosDbtRunError
+    from dbt.cli.main import dbtRunnerResult
+
+    from keyaccounts import orchestration as ka
+
+    ka._retry_dbt_only_when_transient()  # dbt_task_group installs it as the DAG files are parsed
+    transient = [
+        'IO Error: Could not set lock on file "/srv/wh.duckdb": Conflicting lock is held in python (PID 42)',
+        'connection to server at "10.0.0.5", port 5432 failed: Connection refused',
+        "FATAL:  the database system is starting up",
+    ]
+    for message in transient:
+        with pytest.raises(CosmosDbtRunError) as raised:
+            runner.handle_exception_if_needed(dbtRunnerResult(success=False, exception=RuntimeError(message)))
+        assert not isinstance(raised.value, AirflowFailException), message
+    for message in ["Runtime Error in model stg_orders: Catalog Error: Table with name orders does not exist!",
+                    "Got 3 results, configured to fail if != 0"]:
+        with pytest.raises(AirflowFailException):
+            runner.handle_exception_if_needed(dbtRunnerResult(success=False, exception=RuntimeError(message)))
+    runner.handle_exception_if_needed(dbtRunnerResult(success=True))  # a success raises nothing
+    ka._retry_dbt_only_when_transient()  # installed once: a second call does not wrap it twice
+    with pytest.raises(AirflowFailException) as once:
+        runner.handle_exception_if_needed(dbtRunnerResult(success=False, exception=RuntimeError("bad model")))
+    assert not isinstance(once.value.__cause__, AirflowFailException)
 
 
 def test_month_before_logical_date_in_business_time():

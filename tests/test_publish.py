@@ -399,6 +399,57 @@ def test_dim_customer_holds_each_customers_first_order_and_latest_tier(example_w
     assert {c: r["customer_name"] for c, r in dim.items()} == names
 
 
+def test_an_airflow_publish_retried_after_its_commit_writes_its_files_and_publishes_nothing_again(
+        example_dir, tmp_path, monkeypatch):
+    """operations.md: each DAG retries transient failures, re-running a task changes nothing the second
+    time, and a run killed during publish is completed by the next. The task functions of the DAGs
+    run here as Airflow runs them: the publish task is killed between its commit and the renames of
+    its files (only *.tmp files are left), then retried with the same run id; checks and publish are
+    re-run once more after that."""
+    from datetime import datetime, timezone
+
+    from keyaccounts import orchestration as ka
+    from keyaccounts.pipeline import transform_task
+    from keyaccounts.publish import pending as pending_module
+
+    inbox, wh = tmp_path / "inbox", tmp_path / "wh.duckdb"
+    shutil.copytree(example_dir / "inbox", inbox)
+    run_id = "scheduled__2024-07-01T00:00:00+00:00"
+    settings = ka.resolve_settings({"inbox": str(inbox), "warehouse": str(wh), "month": "2024-06"},
+                                   datetime(2024, 7, 1, tzinfo=timezone.utc), run_id)
+    ka.ingest(settings, run_id)
+    ka.claim(settings)
+    transform_task(ka.config_from_settings(settings), owner=run_id)
+    ka.checks(settings)
+
+    real_commit = pending_module.PendingFiles.commit
+
+    def killed(self):
+        raise SystemExit("killed after the commit")
+
+    monkeypatch.setattr(pending_module.PendingFiles, "commit", killed)
+    with pytest.raises(SystemExit):
+        ka.publish(settings, run_id)
+    exports = tmp_path / "exports"
+    assert not (exports / "tiers_2024-06.csv").exists() and list(exports.glob("*.tmp"))
+    assert [r["version"] for r in rows(wh, "select version from audit.publish_log")] == [1]
+
+    monkeypatch.setattr(pending_module.PendingFiles, "commit", real_commit)
+    paths = ka.publish(settings, run_id)  # Airflow's retry
+    assert exports / "tiers_2024-06.csv" in [Path(p) for p in paths]
+    assert (exports / "tiers_2024-06.csv").exists() and (exports / "report_2024-06.html").exists()
+    assert (tmp_path / "published" / "marts.duckdb").exists()
+    tiers = list(csv.DictReader(io.StringIO((exports / "tiers_2024-06.csv").read_text(encoding="utf-8-sig"))))
+    assert {r["customer_id"]: r["tier"] for r in tiers} == {"K1": "A", "K2": "A", "K3": "A", "K4": "B", "K5": "C",
+                                                            "K6": "C"}  # expected_customer_tier_monthly, 2024-06
+    # re-running either task again changes nothing: one publish in the log, one version in the record
+    ka.checks(settings)
+    ka.publish(settings, run_id)
+    assert [r["version"] for r in rows(wh, "select version from audit.publish_log")] == [1]
+    assert rows(wh, "select distinct version from marts.published_tiers") == [{"version": 1}]
+    assert not list(exports.glob("*.tmp"))
+
+
 def test_a_months_report_is_the_same_file_every_time(example_wh, tmp_path):
     """Re-running changes nothing the second time (operations.md), the report included: plotly
     would give its charts random ids on every write."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# DuckDB's error when another process holds the file (here: importable without DuckDB, as the DAGs parse)
+DUCKDB_FILE_LOCK = "Could not set lock on file"
+
 
 class KeyAccountsError(Exception):
     """A failure the user can act on; printed as one line, never as a traceback."""

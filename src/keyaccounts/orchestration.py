@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from keyaccounts.config import DBT_PROJECT_DIR, PG_TLS_ENV, STATE_DIR, TIME_ZONE_ENV, RunConfig, project_vars
-from keyaccounts.errors import InputError
+from keyaccounts.errors import DUCKDB_FILE_LOCK, InputError
 from keyaccounts.ingest.contract import FEEDS, REJECT_THRESHOLD
 
 # the zone of the schedules; the models use the same one (config.business_time_zone_var)
@@ -204,13 +204,13 @@ def _run_task(fn, *args):
     the same way again), anything else is left to Airflow's retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from keyaccounts.errors import KeyAccountsError, WarehouseLocked
+    from keyaccounts.errors import KeyAccountsError, WarehouseLocked, WarehouseUnavailable
     from keyaccounts.ingest.sql_source import SourceUnavailable
 
     try:
         return fn(*args)
-    except (WarehouseLocked, SourceUnavailable):
-        raise  # transient: another writer holds the file, the source is down; retry with back-off
+    except (WarehouseLocked, WarehouseUnavailable, SourceUnavailable):
+        raise  # transient: another writer holds the file, a database is down; retry with back-off
     except KeyAccountsError as exc:
         detail = f" (details: {exc.details})" if exc.details else ""
         raise AirflowFailException(f"{exc}{detail}") from None
@@ -270,6 +270,39 @@ def publish(settings: dict, run_id: str) -> list[str]:
     return [str(p) for p in paths]
 
 
+# dbt failures worth a retry: the DuckDB file held by another process, PostgreSQL down or restarting
+TRANSIENT_DBT_ERRORS = (DUCKDB_FILE_LOCK, "Conflicting lock", "Connection refused",
+                        "could not connect to server", "server closed the connection unexpectedly",
+                        "the database system is starting up", "the database system is shutting down",
+                        "terminating connection due to administrator command", "timeout expired")
+
+
+def _retry_dbt_only_when_transient() -> None:
+    """Cosmos raises one error type for a failed model and for a warehouse it could not open, and
+    Airflow retries every error: a failed model or test (bad data, a bad rule) would be built again
+    for nothing. So a dbt failure whose message is not a lock or a connection fault is re-raised as
+    AirflowFailException, which Airflow does not retry. Cosmos has no hook for this: its module
+    function that raises the error is wrapped (once per process)."""
+    from cosmos.dbt import runner
+
+    if getattr(runner.handle_exception_if_needed, "keyaccounts", False):
+        return
+    cosmos_handler = runner.handle_exception_if_needed
+
+    def handle_exception_if_needed(result) -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        try:
+            cosmos_handler(result)
+        except Exception as exc:
+            if any(text in str(exc) for text in TRANSIENT_DBT_ERRORS):
+                raise
+            raise AirflowFailException(str(exc)) from exc
+
+    handle_exception_if_needed.keyaccounts = True
+    runner.handle_exception_if_needed = handle_exception_if_needed
+
+
 def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
     """The dbt project as an Airflow task group (astronomer-cosmos), rendered from the
     manifest (no dbt at parse time); one `dbt build` task per model with its own tests, and a task
@@ -278,6 +311,7 @@ def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
     xcom = f"ti.xcom_pull(task_ids='{settings_task}')"
+    _retry_dbt_only_when_transient()
     return DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
@@ -296,8 +330,8 @@ def dbt_task_group(group_id: str = "dbt", settings_task: str = "settings"):
             "env": {name: "{{ " + xcom + f"['dbt_env'].get('{name}', '') }}}}" for name in DBT_ENV_NAMES},
             "append_env": True,
             "pool": DUCKDB_POOL,
-            # a failed model or test is bad data or a bad rule: a retry would fail the same way
-            "retries": 0,
+            # Airflow's retries (dag_args) stay on: only a warehouse in use or unreachable is retried,
+            # any other dbt failure (a failed model or test) fails at once (_retry_dbt_only_when_transient)
         },
     )
 

@@ -19,10 +19,10 @@ from keyaccounts.ingest.sql_source import SqlSource
 from keyaccounts.publish.exports import export_month, report_files_of_version
 from keyaccounts.publish.managers import export_managers
 from keyaccounts.publish import up_to_date, wap
-from keyaccounts.publish.bi_copy import stage_bi_copy
+from keyaccounts.publish.bi_copy import is_copy_of, stage_bi_copy
 from keyaccounts.publish.pending import PendingFiles
 from keyaccounts.publish.report import build_report
-from keyaccounts.publish.log import last_published_month, months_missing_files, record_publish
+from keyaccounts.publish.log import last_published_month, months_missing_files, published_by, record_publish
 from keyaccounts.transform import build_claim
 from keyaccounts.transform.dbt import models_at_once, run_dbt, store_pii_salt
 from keyaccounts.publish.folders import claim_output_folders
@@ -117,9 +117,13 @@ def check_task(cfg: RunConfig, owner: str | None = None):
     """Great Expectations suites on the built month (marts_build); raises ChecksFailed. With `owner`,
     the checked build must be that run's, and is marked checked for its publish."""
     checkpoint("checks")
-    from keyaccounts.checks import run_checks
+    from keyaccounts.checks import CheckReport, run_checks
 
     with connection(cfg.warehouse) as conn:
+        if owner and published_by(conn, cfg.through, owner) is not None:
+            # an Airflow task re-run after its own run published: the build it checked is the
+            # published marts now (on DuckDB renamed out of marts_build), nothing is left to check
+            return CheckReport(cfg.through, warnings=[f"run {owner} already checked and published {cfg.through}"])
         if owner:
             build_claim.verify(conn, owner)
         report = run_checks(conn, cfg)
@@ -144,6 +148,9 @@ def publish_task(cfg: RunConfig, run_id: str, owner: str | None = None) -> list[
     paths: list[Path] = []
     with connection(cfg.warehouse) as conn:
         claim_output_folders(conn, output_folders(cfg), redact(cfg.warehouse))
+        done = published_by(conn, cfg.through, run_id)
+        if done is not None:  # an Airflow task retried or re-run after its commit
+            return _complete_publish(conn, cfg, run_id, done, pending)
 
         def write_files(result: wap.PublishResult) -> None:
             checkpoint("publish")
@@ -178,6 +185,29 @@ def publish_task(cfg: RunConfig, run_id: str, owner: str | None = None) -> list[
     pending.commit()
     cfg.last_publish = result
     return paths
+
+
+def _complete_publish(conn, cfg: RunConfig, run_id: str, done: tuple, pending: PendingFiles) -> list[Path]:
+    """This run's publish committed already (the task was killed after its commit and retried, or
+    re-run by hand): the record and the marts are in place, so nothing is published again. The
+    files a kill may have left unwritten are written from the record, as the publish writes them:
+    the month's (a file of an earlier version may stand under the same name), any other month's
+    that are missing, and (DuckDB) the BI copy, if the one in place is not this run's."""
+    action, version, files = done
+    for month in months_missing_files(conn, cfg.exports_dir, but=cfg.through):
+        export_month(conn, month, cfg.exports_dir, pending)
+        export_managers(conn, month, cfg.exports_dir, pending)
+        build_report(conn, month, cfg.exports_dir, pending)
+    kept = report_files_of_version(cfg.exports_dir, cfg.through, version) if action == "unchanged" else None
+    export_month(conn, cfg.through, cfg.exports_dir, pending)
+    if kept is None:
+        export_managers(conn, cfg.through, cfg.exports_dir, pending)
+        build_report(conn, cfg.through, cfg.exports_dir, pending)
+    if not cfg.on_postgres and not is_copy_of(Path(cfg.warehouse), run_id):
+        stage_bi_copy(conn, cfg.warehouse, run_id, pending)
+    pending.commit()
+    cfg.last_publish = wap.PublishResult(cfg.through, action, version)
+    return files
 
 
 def run_pipeline(cfg: RunConfig) -> RunResult:

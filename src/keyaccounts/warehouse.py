@@ -18,12 +18,11 @@ from typing import Iterator
 import duckdb
 
 from keyaccounts.config import PG_TLS_OPTIONS
-from keyaccounts.errors import InputError, WarehouseLocked, WarehouseUnavailable
+from keyaccounts.errors import DUCKDB_FILE_LOCK, InputError, WarehouseLocked, WarehouseUnavailable
 
 
 PG_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_MEMORY_LIMIT = "5GB"  # also profiles.yml's default
-DUCKDB_FILE_LOCK = "Could not set lock on file"  # DuckDB's error when another process holds the file
 
 
 def is_postgres(warehouse: Path | str) -> bool:

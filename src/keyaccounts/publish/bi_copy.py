@@ -49,6 +49,16 @@ def copy_settings(warehouse: Path) -> dict[str, str]:
     return settings
 
 
+def copy_tag(run_id: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in run_id)
+
+
+def is_copy_of(warehouse: Path, run_id: str) -> bool:
+    """Whether the BI copy in place is the one `run_id`'s publish wrote."""
+    link = Path(warehouse).parent / "published" / "parquet"
+    return link.is_symlink() and os.readlink(link) == f"parquet-{copy_tag(run_id)}"
+
+
 def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str, pending: PendingFiles) -> Path:
     """Write the next BI copy from the marts as `conn` sees them (inside the publish
     transaction: the new marts, not yet committed); `pending` swaps it in after the commit.
@@ -61,7 +71,7 @@ def stage_bi_copy(conn: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str,
     link = published / "parquet"
     previous = os.readlink(link) if link.is_symlink() else None
     tables = published_tables(conn)
-    tag = "".join(ch if ch.isalnum() else "_" for ch in run_id)
+    tag = copy_tag(run_id)
 
     # 1. one Parquet file per mart, written by DuckDB itself (no rows pass through Python), in a
     # new folder the `parquet` symlink then points to

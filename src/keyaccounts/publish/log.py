@@ -43,13 +43,22 @@ def record_publish(conn, month: str, run_id: str, exports: list[Path], action: s
     )
 
 
-def months_missing_files(conn, exports_dir: Path, but: str) -> list[str]:
+def published_by(conn, month: str, run_id: str) -> tuple[str, int, list[Path]] | None:
+    """(action, version, files) of `run_id`'s publish of `month`, if it committed: an Airflow task
+    retried or re-run after its commit finds its own publish here."""
+    ensure_publish_log(conn)
+    row = conn.execute("select action, version, exports from audit.publish_log where eval_month = ? and run_id = ? "
+                       "order by published_at desc limit 1", [month, run_id]).fetchone()
+    return None if row is None else (row[0], row[1], [Path(p) for p in (row[2] or "").split(";") if p])
+
+
+def months_missing_files(conn, exports_dir: Path, but: str | None = None) -> list[str]:
     """Published months (other than `but`) whose latest publish wrote files into `exports_dir` that are
     not in place: a run killed between its commit and the renames of its files. The next run of any
     month writes them from the record (operations.md: the next run completes the work)."""
     ensure_publish_log(conn)
     latest = conn.execute(
-        "select eval_month, exports from audit.publish_log as l where eval_month <> ? and published_at = "
+        "select eval_month, exports from audit.publish_log as l where eval_month is distinct from ? and published_at = "
         "(select max(published_at) from audit.publish_log as m where m.eval_month = l.eval_month) "
         "order by eval_month", [but]).fetchall()
     folder = Path(exports_dir).resolve()

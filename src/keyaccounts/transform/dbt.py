@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Iterator
 
 from keyaccounts.config import DBT_PROJECT_DIR, PG_TLS_ENV
-from keyaccounts.errors import BuildFailed, BuildReplaced, WarehouseLocked
-from keyaccounts.warehouse import (DUCKDB_FILE_LOCK, connection, duckdb_settings, is_postgres,
+from keyaccounts.errors import DUCKDB_FILE_LOCK, BuildFailed, BuildReplaced, WarehouseLocked
+from keyaccounts.warehouse import (connection, duckdb_settings, is_postgres,
                                    pg_params, release_dbt_handle)
 
 
