@@ -166,6 +166,26 @@ def test_a_dbt_task_retries_a_held_or_unreachable_warehouse_and_nothing_else():
     assert not isinstance(once.value.__cause__, AirflowFailException)
 
 
+def test_a_month_before_the_data_or_before_any_ingest_is_one_clear_line(example_dir, tmp_path):
+    """operations.md: a DAG can be backfilled over any range. A monthly run for a month before the data
+    fails at claim_build with the CLI's line (exit 3's "nothing to evaluate"), without retries, instead
+    of a failed row-count check after a whole build; so does a run on a warehouse never ingested."""
+    from datetime import datetime, timezone
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from keyaccounts import orchestration as ka
+
+    params = {"inbox": str(example_dir / "inbox"), "warehouse": str(tmp_path / "wh.duckdb")}
+    early = ka.resolve_settings({**params, "month": "2022-06"}, datetime(2022, 7, 1, tzinfo=timezone.utc), "bf1")
+    with pytest.raises(AirflowFailException, match="nothing has been ingested into .* run the ingest DAG first"):
+        ka.claim(early)
+    ka.ingest(early, "bf1")
+    with pytest.raises(AirflowFailException, match="nothing to evaluate through 2022-06: .* first month that can be "
+                                                   "evaluated is 2023-01"):
+        ka.claim(early)
+
+
 def test_month_before_logical_date_in_business_time():
     from datetime import datetime, timezone
 
@@ -280,16 +300,16 @@ def test_failed_build_publishes_nothing(airflow, example_runs):
 
     wh, _ = example_runs
     before = rows(wh, "select * from audit.publish_log order by all")
-    # a raw feed the first staging model cannot find fails the build in dbt (a var cannot: every var is
-    # checked before the run starts)
+    # a raw feed a staging model cannot find fails the build in dbt (a var cannot: every var is checked
+    # before the run starts; nor can raw.orders, which claim_build checks first)
     with duckdb.connect(str(wh)) as conn:
-        conn.execute("alter table raw.orders rename to orders_away")
+        conn.execute("alter table raw.invoices rename to invoices_away")
     try:
         proc = dags_test(airflow, "monthly_tiers", "2024-08-01T00:00:00+08:00", {"warehouse": str(wh)})
     finally:
         with duckdb.connect(str(wh)) as conn:
-            conn.execute("alter table raw.orders_away rename to orders")
+            conn.execute("alter table raw.invoices_away rename to invoices")
     assert proc.returncode != 0
-    assert "stg_orders" in proc.stdout + proc.stderr
+    assert "stg_invoices" in proc.stdout + proc.stderr
     assert rows(wh, "select * from audit.publish_log order by all") == before
     assert not (wh.parent / "exports" / "tiers_2024-07.csv").exists()

@@ -379,12 +379,20 @@ def ingest_task(run_settings):
 
 def claim(settings: dict) -> None:
     """This DAG run builds marts_build from now on (transform.build_claim)."""
+    from keyaccounts.ingest.coverage import check_month_can_be_evaluated
     from keyaccounts.transform import build_claim
     from keyaccounts.transform.dbt import store_pii_salt
     from keyaccounts.warehouse import connection
 
     def run() -> None:
         with connection(settings["warehouse"]) as conn:
+            # as `keyaccounts run` does: a month before the data (a backfill that starts too early) is
+            # one clear line, not a failed row-count check after a whole build
+            if not conn.execute("select count(*) from information_schema.tables "
+                                "where table_schema = 'raw' and table_name = 'orders'").fetchone()[0]:
+                raise InputError(f"nothing has been ingested into {settings['warehouse']} yet: run the ingest DAG "
+                                 "first")
+            check_month_can_be_evaluated(conn, settings["through"], Path(settings["inbox"]))
             build_claim.claim(conn, settings["build_owner"])
             store_pii_salt(conn)  # Cosmos runs dbt itself: staging's hash reads the salt from audit
 
