@@ -369,6 +369,18 @@ def test_report_lists_every_tier_move_and_counts_the_migration(example_dir, tmp_
     assert json.loads(heat)[0]["z"] == [[3, 1, 0], [0, 0, 0], [1, 0, 1]]
 
 
+def test_the_reports_pareto_lines_are_the_tier_lines_in_force(example_dir, tmp_path):
+    """outputs.md: the Pareto curve of V with the 80% and 95% lines, which are the tier lines of
+    metrics.md (vars tier_a_share, tier_b_share): a run with other lines draws those, and the summary
+    mart says which lines each month was built with."""
+    wh = tmp_path / "wh.duckdb"
+    run(example_dir / "inbox", wh, "2024-05", dbt_vars={"tier_a_share": 0.5, "tier_b_share": 0.9})
+    text = (tmp_path / "exports" / "report_2024-05.html").read_text(encoding="utf-8")
+    assert '"text":"50% (A)"' in text and '"text":"90% (B)"' in text and "80% (A)" not in text
+    assert rows(wh, "select distinct tier_a_share, tier_b_share from marts.tier_summary_monthly") == [
+        {"tier_a_share": D("0.5"), "tier_b_share": D("0.9")}]
+
+
 def test_dim_customer_holds_each_customers_first_order_and_latest_tier(example_wh, example_dir):
     """outputs.md: dim_customer holds the master attributes, the first order date and the current
     tier. Worked out here from the example's files: the winning version of each order (sources.md's

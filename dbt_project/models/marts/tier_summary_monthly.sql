@@ -60,5 +60,9 @@ select
     ) }} as share_of_value,
     cast(revenue_12m as {{ money_type() }}) as revenue_12m,
     {{ publish_round('mean_collection_rate', 4) }} as mean_collection_rate,
-    {{ publish_round('mean_nps', 1) }} as mean_nps
+    {{ publish_round('mean_nps', 1) }} as mean_nps,
+    -- the tier lines the month was built with (metrics.md: A up to 80% of V, B up to 95%), for the
+    -- report's Pareto curve and for readers who changed them
+    cast({{ var('tier_a_share') }} as decimal(7, 6)) as tier_a_share,
+    cast({{ var('tier_b_share') }} as decimal(7, 6)) as tier_b_share
 from per_tier

@@ -10,6 +10,7 @@ from pathlib import Path
 from keyaccounts.publish.forecast_report import forecast_section
 from keyaccounts.publish.managers import manager_section
 from keyaccounts.publish.pending import PendingFiles, write_now
+from keyaccounts.publish.wap import table_columns
 
 TIER_COLORS = {"A": "#1b7837", "B": "#f1a340", "C": "#999999"}
 FONT = "Noto Sans CJK SC, Noto Sans SC, Microsoft YaHei, PingFang SC, sans-serif"
@@ -32,6 +33,19 @@ def _table(df, columns: list[str], headers: list[str], limit: int | None = None,
     more = (f"<p class='empty'>… {len(df) - len(shown)} more in {html.escape(rest)}</p>"
             if len(shown) < len(df) else "")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+
+
+def _tier_lines(conn, month: str) -> list[tuple[float, str]]:
+    """The A and B lines the month's marts were built with (tier_summary_monthly), as (share, label);
+    the project's own where the marts predate that column."""
+    from keyaccounts.config import project_vars
+
+    columns = {name for name, _ in table_columns(conn, "marts", "tier_summary_monthly")}
+    row = conn.execute("select max(tier_a_share), max(tier_b_share) from marts.tier_summary_monthly "
+                       "where eval_month = ?", [month]).fetchone() if "tier_a_share" in columns else None
+    if row is None or row[0] is None:
+        row = (project_vars()["tier_a_share"], project_vars()["tier_b_share"])
+    return [(float(share), f"{float(share) * 100:g}% ({tier})") for share, tier in zip(row, "AB")]
 
 
 def version_line(version) -> str:
@@ -87,7 +101,7 @@ def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None =
     cum = ranked["value_score"].astype(float).cumsum() / total
     share_customers = [i / max(len(ranked), 1) for i in range(1, len(ranked) + 1)]
     fig = go.Figure([go.Scatter(x=share_customers, y=list(cum), mode="lines", name="累计价值 cumulative V")])
-    for line, label in ((0.80, "80% (A)"), (0.95, "95% (B)")):
+    for line, label in _tier_lines(conn, month):
         fig.add_hline(y=line, line_dash="dash", annotation_text=label)
     fig.update_layout(title="帕累托曲线 Pareto curve of customer value V", xaxis_title="客户占比 share of customers",
                       yaxis_title="价值占比 share of V", xaxis_tickformat=".0%", yaxis_tickformat=".0%", **layout)
