@@ -34,22 +34,26 @@ def source_db(example_dir):
         yield url
 
 
+def _example_rows(example_dir: Path, table: str):
+    """(columns, values) of each row of the example's files of a feed, in delivery order; empty cells
+    as NULL. An operational database holds the current row: later rows update earlier ones."""
+    for path in sorted((example_dir / "inbox" / table).glob("*.csv")):
+        with open(path, encoding="utf-8") as fh:
+            for rec in csv.DictReader(fh):
+                yield list(rec), [v if v != "" else None for v in rec.values()]
+
+
 def _fill_source(url: str, example_dir: Path) -> None:
     conn = psycopg2.connect(url)
     with conn, conn.cursor() as cur:
         for table, ddl in TABLES.items():
             cur.execute(f"create table {table} ({ddl})")
-            for path in sorted((example_dir / "inbox" / table).glob("*.csv")):
-                with open(path, encoding="utf-8") as fh:
-                    for rec in csv.DictReader(fh):
-                        cols = list(rec)
-                        # an operational database holds the current row: later deliveries update it
-                        cur.execute(
-                            f"insert into {table} ({', '.join(cols)}) values ({', '.join(['%s'] * len(cols))}) "
-                            f"on conflict ({cols[0]}) do update set "
-                            + ", ".join(f"{c} = excluded.{c}" for c in cols[1:]),
-                            [v if v != "" else None for v in rec.values()],
-                        )
+            for cols, values in _example_rows(example_dir, table):
+                cur.execute(
+                    f"insert into {table} ({', '.join(cols)}) values ({', '.join(['%s'] * len(cols))}) "
+                    f"on conflict ({cols[0]}) do update set " + ", ".join(f"{c} = excluded.{c}" for c in cols[1:]),
+                    values,
+                )
     conn.close()
 
 
@@ -109,13 +113,16 @@ def test_incremental_pull_takes_only_changed_rows(first_run, source_db, inbox_wi
         assert last["rows_read"] == 0
 
 
-def test_unreachable_source_is_one_line_error(inbox_without_sql_feeds, tmp_path):
+def _cli_run_with_source(inbox: Path, tmp_path: Path, source: str) -> subprocess.CompletedProcess:
     cli = Path(sys.executable).parent / "keyaccounts"
-    proc = subprocess.run(
-        [str(cli), "run", "--inbox", str(inbox_without_sql_feeds), "--warehouse", str(tmp_path / "wh.duckdb"),
-         "--through", "2024-06", "--sql-source", "postgresql://postgres@127.0.0.1:1/none"],
-        capture_output=True, text=True, timeout=120,
+    return subprocess.run(
+        [str(cli), "run", "--inbox", str(inbox), "--warehouse", str(tmp_path / "wh.duckdb"), "--through", "2024-06",
+         "--sql-source", source], capture_output=True, text=True, timeout=120,
     )
+
+
+def test_unreachable_source_is_one_line_error(inbox_without_sql_feeds, tmp_path):
+    proc = _cli_run_with_source(inbox_without_sql_feeds, tmp_path, "postgresql://postgres@127.0.0.1:1/none")
     assert proc.returncode == 7
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[0].startswith("keyaccounts: error: SQL source postgresql://127.0.0.1:1/none")
@@ -143,12 +150,9 @@ def sqlite_run(example_dir, inbox_without_sql_feeds, tmp_path_factory):
     with db:
         for table, ddl in SQLITE_TABLES.items():
             db.execute(f"create table {table} ({ddl})")
-            for path in sorted((example_dir / "inbox" / table).glob("*.csv")):
-                with open(path, encoding="utf-8") as fh:
-                    for rec in csv.DictReader(fh):
-                        cols = list(rec)
-                        db.execute(f"insert or replace into {table} ({', '.join(cols)}) "
-                                   f"values ({', '.join('?' * len(cols))})", [v if v != "" else None for v in rec.values()])
+            for cols, values in _example_rows(example_dir, table):
+                db.execute(f"insert or replace into {table} ({', '.join(cols)}) values ({', '.join('?' * len(cols))})",
+                           values)
     db.close()
     wh = root / "wh.duckdb"
     run(inbox_without_sql_feeds, wh, "2024-06", sql_source=f"sqlite:///{source}")
@@ -195,22 +199,13 @@ def test_a_sqlite_source_is_pulled_incrementally(sqlite_run, inbox_without_sql_f
 
 
 def test_a_database_without_its_driver_is_one_line_error(inbox_without_sql_feeds, tmp_path):
-    cli = Path(sys.executable).parent / "keyaccounts"
-    proc = subprocess.run(
-        [str(cli), "run", "--inbox", str(inbox_without_sql_feeds), "--warehouse", str(tmp_path / "wh.duckdb"),
-         "--through", "2024-06", "--sql-source", "mysql://reader@127.0.0.1:3306/erp"],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = _cli_run_with_source(inbox_without_sql_feeds, tmp_path, "mysql://reader@127.0.0.1:3306/erp")
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[0].startswith(
         "keyaccounts: error: SQL source mysql://127.0.0.1:3306/erp: no SQLAlchemy dialect or driver for 'mysql'")
     # a mistyped SQLite path is said, not created as an empty database
     missing = tmp_path / "no-such.db"
-    proc = subprocess.run(
-        [str(cli), "run", "--inbox", str(inbox_without_sql_feeds), "--warehouse", str(tmp_path / "wh.duckdb"),
-         "--through", "2024-06", "--sql-source", f"sqlite:///{missing}"],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = _cli_run_with_source(inbox_without_sql_feeds, tmp_path, f"sqlite:///{missing}")
     assert proc.returncode == 3 and f"no SQLite database at {missing}" in proc.stderr.splitlines()[0]
     assert not missing.exists()
