@@ -520,9 +520,9 @@ def test_a_warehouse_opened_by_another_process_during_dbt_is_a_lock_not_a_failed
 
 def test_dbt_waits_for_a_warehouse_another_process_holds_for_a_moment(tmp_path):
     """profiles.yml: dbt-duckdb opens the file again after 1, 2, 4 s, so a BI tool that holds the
-    warehouse for a few seconds while dbt starts does not fail the build (an Airflow dbt task does not
-    retry: a failed model would fail the same way). The holder lets go 3 s after dbt has started
-    connecting (its "Concurrency" line comes right before the first open)."""
+    warehouse for a few seconds while dbt starts does not fail the build (Airflow would retry the task,
+    but only after a minute's back-off). The holder lets go 3 s after dbt has started connecting (its
+    "Concurrency" line comes right before the first open)."""
     import threading
 
     from keyaccounts.transform.dbt import run_dbt
