@@ -19,8 +19,11 @@ setup: $(VENV)/.synced $(MANIFEST)
 $(STATE)/uv/bin/uv:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(STATE)/uv "uv==$(UV_VERSION)"
 
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (as on our CI hosts),
+# Python would otherwise compile dbt, Great Expectations and Airflow from source in every process
+# (about 10 s each; a run of the worked example took 39 s instead of 21).
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --python 3.11
+	$(UV) sync --frozen --python 3.11 --compile-bytecode
 	@touch $@
 
 # Cosmos renders the DAGs from this manifest (no dbt parse when a DAG file is parsed).

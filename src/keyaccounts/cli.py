@@ -326,9 +326,7 @@ def _has_table(conn, schema: str, name: str) -> bool:
 
 def cmd_export(args) -> int:
     from keyaccounts.config import parse_month
-    from keyaccounts.publish.exports import export_month
-    from keyaccounts.publish.managers import export_managers
-    from keyaccounts.publish.report import build_report
+    from keyaccounts.pipeline import write_all_files
     from keyaccounts.warehouse import connection, reader_lock, redact
 
     month = parse_month(args.month, "--month")
@@ -340,8 +338,7 @@ def cmd_export(args) -> int:
                 conn, "marts", "published_tiers") else []
             listed = ", ".join(published[-12:]) if published else "none yet"
             raise InputError(f"month {month} was never published in {redact(args.warehouse)} (published: {listed})")
-        for path in export_month(conn, month, args.out) + [export_managers(conn, month, args.out),
-                                                           build_report(conn, month, args.out)]:
+        for path in write_all_files(conn, month, args.out):
             print(f"export: {path}")
     return 0
 

@@ -155,20 +155,7 @@ def publish_task(cfg: RunConfig, run_id: str, owner: str | None = None) -> list[
         def write_files(result: wap.PublishResult) -> None:
             checkpoint("publish")
             up_to_date.clear(conn)  # until run_pipeline records this run as complete
-            for earlier in months_missing_files(conn, cfg.exports_dir, but=cfg.through):
-                # its files were never renamed into place (killed after its commit): from the record
-                export_month(conn, earlier, cfg.exports_dir, pending)
-                export_managers(conn, earlier, cfg.exports_dir, pending)
-                build_report(conn, earlier, cfg.exports_dir, pending)
-            kept = None
-            if result.action == "unchanged":  # checked before export_month rewrites the Parquet
-                kept = report_files_of_version(cfg.exports_dir, cfg.through, result.version)
-            paths.extend(export_month(conn, cfg.through, cfg.exports_dir, pending))
-            if kept is not None:
-                paths.extend(kept)
-            else:
-                paths.append(export_managers(conn, cfg.through, cfg.exports_dir, pending))
-                paths.append(build_report(conn, cfg.through, cfg.exports_dir, pending))
+            paths.extend(_write_month_files(conn, cfg, result.action, result.version, pending))
             checkpoint("exports")
             if not cfg.on_postgres:  # on PostgreSQL, BI reads the marts through its read-only role
                 stage_bi_copy(conn, cfg.warehouse, run_id, pending)
@@ -194,20 +181,32 @@ def _complete_publish(conn, cfg: RunConfig, run_id: str, done: tuple, pending: P
     the month's (a file of an earlier version may stand under the same name), any other month's
     that are missing, and (DuckDB) the BI copy, if the one in place is not this run's."""
     action, version, files = done
-    for month in months_missing_files(conn, cfg.exports_dir, but=cfg.through):
-        export_month(conn, month, cfg.exports_dir, pending)
-        export_managers(conn, month, cfg.exports_dir, pending)
-        build_report(conn, month, cfg.exports_dir, pending)
-    kept = report_files_of_version(cfg.exports_dir, cfg.through, version) if action == "unchanged" else None
-    export_month(conn, cfg.through, cfg.exports_dir, pending)
-    if kept is None:
-        export_managers(conn, cfg.through, cfg.exports_dir, pending)
-        build_report(conn, cfg.through, cfg.exports_dir, pending)
+    _write_month_files(conn, cfg, action, version, pending)
     if not cfg.on_postgres and not is_copy_of(Path(cfg.warehouse), run_id):
         stage_bi_copy(conn, cfg.warehouse, run_id, pending)
     pending.commit()
     cfg.last_publish = wap.PublishResult(cfg.through, action, version)
     return files
+
+
+def _write_month_files(conn, cfg: RunConfig, action: str, version: int, pending: PendingFiles) -> list[Path]:
+    """Write, from the record, the month's export and (unless an unchanged month keeps those of
+    its version) its report and managers' files, and every other month's a kill after its commit
+    left unwritten; returns the month's files."""
+    for earlier in months_missing_files(conn, cfg.exports_dir, but=cfg.through):
+        write_all_files(conn, earlier, cfg.exports_dir, pending)
+    kept = None
+    if action == "unchanged":  # checked before export_month rewrites the Parquet
+        kept = report_files_of_version(cfg.exports_dir, cfg.through, version)
+    if kept is None:
+        return write_all_files(conn, cfg.through, cfg.exports_dir, pending)
+    return list(export_month(conn, cfg.through, cfg.exports_dir, pending)) + kept
+
+
+def write_all_files(conn, month: str, exports_dir: Path, pending: PendingFiles | None = None) -> list[Path]:
+    """The month's export (CSV, Parquet), managers' files and report, from the record."""
+    return [*export_month(conn, month, exports_dir, pending), export_managers(conn, month, exports_dir, pending),
+            build_report(conn, month, exports_dir, pending)]
 
 
 def run_pipeline(cfg: RunConfig) -> RunResult:
