@@ -456,3 +456,15 @@ def test_damaged_utf8_with_accented_latin_is_refused_not_read_as_gbk():
 def test_a_json_number_with_a_huge_exponent_stays_as_written():
     content = read_jsonl_bytes(b'{"order_id": "O1", "net_amount": 1e999999999, "list_amount": 2.5E+3}\n')
     assert content.rows == [["O1", "1e999999999", "2500"]]
+
+
+@pytest.mark.parametrize("data", [b"order_id,customer_id\r\n", b"\xef\xbb\xbforder_id,customer_id", b"\n\norder_id\n\n"])
+def test_a_header_without_rows_is_read_as_no_rows_and_no_bytes_is_empty(data):
+    """docs/decisions.md: a header-only CSV (an export with nothing new) is read, with no rows; only a file
+    without a header row is quarantined as `empty`."""
+    content = read_csv_bytes(data)
+    assert content.rows == [] and content.header[0] == "order_id"
+    for nothing in (b"", b"\xef\xbb\xbf", b" \r\n\n"):
+        with pytest.raises(UnreadableFile) as err:
+            read_csv_bytes(nothing)
+        assert err.value.reason == "empty"
