@@ -31,7 +31,7 @@ $(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
 	$(PY) -m keyaccounts.transform.manifest
 
 test: setup
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=15
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 demo: setup
 	$(VENV)/bin/keyaccounts demo
