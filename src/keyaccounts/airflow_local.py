@@ -26,6 +26,9 @@ def airflow_env(home: Path = AIRFLOW_HOME, extra: dict[str, str] | None = None) 
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         # no network at run time: Cosmos telemetry off, Great Expectations analytics off
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # Cosmos keeps dbt's partial parse there: beside this Airflow's metadata, not in a /tmp folder
+        # every Airflow on the machine shares
+        "AIRFLOW__COSMOS__CACHE_DIR": os.environ.get("AIRFLOW__COSMOS__CACHE_DIR", str(home / "cosmos")),
         "DO_NOT_TRACK": "1",
         "SCARF_NO_ANALYTICS": "true",
         "GX_ANALYTICS_ENABLED": "False",
