@@ -20,8 +20,9 @@ from keyaccounts.config import shared_dir
 EXAMPLE_DIR = shared_dir() / "spec" / "example"
 
 # The modules of several minutes each, first: `make test` hands whole files to two workers in collection
-# order, and one of these collected last (alphabetically, test_reliability) ran alone for its 8 minutes
-# while the other worker sat idle.
+# order (--no-loadscope-reorder). xdist's own order, files with the most tests first, started
+# test_reliability (few tests, 6 to 8 minutes) late, and it ran alone at the end while the other worker
+# sat idle.
 LONGEST_FIRST = ("test_reliability.py", "test_dags.py", "test_publish.py", "test_postgres.py", "test_benchmark.py")
 
 
