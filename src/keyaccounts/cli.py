@@ -240,7 +240,7 @@ def cmd_status(args) -> int:
     """Per run and feed: files and rows; quarantine by reason; published months; tier counts."""
     from rich.table import Table
 
-    from keyaccounts.warehouse import connection, reader_lock, redact
+    from keyaccounts.warehouse import connection, has_table, reader_lock, redact
 
     console = _console()
 
@@ -253,7 +253,7 @@ def cmd_status(args) -> int:
         console.print(table)
 
     with reader_lock(args.warehouse), connection(args.warehouse, read_only=True) as conn:
-        if not _has_table(conn, "audit", "ingest_runs"):
+        if not has_table(conn, "audit", "ingest_runs"):
             raise InputError(f"{redact(args.warehouse)} holds no keyaccounts run yet; run `keyaccounts run` first")
         show("ingest runs (latest 10), per feed",
              ["run", "status", "feed", "files seen", "taken", "skipped", "bad files", "rows read", "loaded", "updated",
@@ -277,11 +277,11 @@ def cmd_status(args) -> int:
         by_month = _rows_per_feed_and_month(conn)
         show("rows per feed and month (loaded / quarantined; the month of the row's own date; latest 12)",
              ["month", *by_month["feeds"]], by_month["rows"])
-        if _has_table(conn, "audit", "publish_log"):
+        if has_table(conn, "audit", "publish_log"):
             show("published months", ["month", "action", "version", "run", "published at"],
                  conn.execute("select eval_month, action, version, run_id, published_at from audit.publish_log "
                               "order by published_at desc limit 12").fetchall())
-        if _has_table(conn, "marts", "customer_tier_monthly"):
+        if has_table(conn, "marts", "customer_tier_monthly"):
             show("tiers (latest 12 months)", ["month", "customers", "A", "B", "C"], conn.execute(
                 "select eval_month, count(*), count(*) filter (where tier = 'A'), count(*) filter (where tier = 'B'), "
                 "count(*) filter (where tier = 'C') from marts.customer_tier_monthly group by 1 order by 1 desc limit 12"
@@ -318,23 +318,17 @@ def _rows_per_feed_and_month(conn) -> dict:
     return {"feeds": feeds, "rows": rows}
 
 
-def _has_table(conn, schema: str, name: str) -> bool:
-    return conn.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
-    ).fetchone()[0] > 0
-
-
 def cmd_export(args) -> int:
     from keyaccounts.config import parse_month
     from keyaccounts.pipeline import write_all_files
-    from keyaccounts.warehouse import connection, reader_lock, redact
+    from keyaccounts.warehouse import connection, has_table, reader_lock, redact
 
     month = parse_month(args.month, "--month")
     with reader_lock(args.warehouse), connection(args.warehouse, read_only=True) as conn:
-        if not _has_table(conn, "marts", "published_tiers") or not conn.execute(
+        if not has_table(conn, "marts", "published_tiers") or not conn.execute(
                 "select count(*) from marts.published_tiers where eval_month = ?", [month]).fetchone()[0]:
             published = [m for (m,) in conn.execute("select distinct eval_month from marts.published_tiers "
-                                                    "order by 1").fetchall()] if _has_table(
+                                                    "order by 1").fetchall()] if has_table(
                 conn, "marts", "published_tiers") else []
             listed = ", ".join(published[-12:]) if published else "none yet"
             raise InputError(f"month {month} was never published in {redact(args.warehouse)} (published: {listed})")

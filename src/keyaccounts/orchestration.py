@@ -382,14 +382,13 @@ def claim(settings: dict) -> None:
     from keyaccounts.ingest.coverage import check_month_can_be_evaluated
     from keyaccounts.transform import build_claim
     from keyaccounts.transform.dbt import store_pii_salt
-    from keyaccounts.warehouse import connection
+    from keyaccounts.warehouse import connection, has_table
 
     def run() -> None:
         with connection(settings["warehouse"]) as conn:
             # as `keyaccounts run` does: a month before the data (a backfill that starts too early) is
             # one clear line, not a failed row-count check after a whole build
-            if not conn.execute("select count(*) from information_schema.tables "
-                                "where table_schema = 'raw' and table_name = 'orders'").fetchone()[0]:
+            if not has_table(conn, "raw", "orders"):
                 raise InputError(f"nothing has been ingested into {settings['warehouse']} yet: run the ingest DAG "
                                  "first")
             check_month_can_be_evaluated(conn, settings["through"], Path(settings["inbox"]))

@@ -115,6 +115,12 @@ def connection(path: Path | str, read_only: bool = False) -> Iterator:
         conn.close()
 
 
+def has_table(conn, schema: str, name: str) -> bool:
+    """Whether the table exists (DuckDB or PostgreSQL): a warehouse before its first run or build has none."""
+    return conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                        [schema, name]).fetchone()[0] > 0
+
+
 def quote_ident(name: str) -> str:
     """Quote an identifier that comes from configuration or a file header."""
     return '"' + name.replace('"', '""') + '"'

@@ -13,7 +13,7 @@ replaced whole each time, so a row leaves it as soon as it counts (its rate arri
 from __future__ import annotations
 
 from keyaccounts.ingest.contract import FEEDS
-from keyaccounts.warehouse import quote_ident
+from keyaccounts.warehouse import has_table, quote_ident
 
 HELD_BACK_RUN_ID = "held_back"
 
@@ -22,10 +22,7 @@ def record_held_back(conn) -> dict[str, dict[str, int]]:
     """Replace the held-back rows of each feed's quarantine table; returns how many there are, per
     feed and reason (the run's report). Does nothing before the first build (no
     `quarantine.held_back` yet)."""
-    exists = conn.execute(
-        "select count(*) from information_schema.tables where table_schema = 'quarantine' "
-        "and table_name = 'held_back'").fetchone()[0]
-    if not exists:
+    if not has_table(conn, "quarantine", "held_back"):
         return {}
     # the feeds come from the model, so a new kind of hold in held_back.sql is listed too
     feeds = [f for (f,) in conn.execute("select distinct feed from quarantine.held_back").fetchall() if f in FEEDS]

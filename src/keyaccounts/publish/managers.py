@@ -26,6 +26,7 @@ from pathlib import Path
 
 from keyaccounts.publish.exports import FORMULA_PREFIXES, neutralise_cell
 from keyaccounts.publish.pending import PendingFiles, write_now
+from keyaccounts.warehouse import has_table
 
 UNASSIGNED = "_unassigned"
 INDEX = "_index"
@@ -71,17 +72,12 @@ def manager_file_names(managers) -> dict[str | None, str]:
     return names
 
 
-def _has_table(conn, table: str) -> bool:
-    return bool(conn.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
-                             "and table_name = ?", [table]).fetchone()[0])
-
-
 def manager_rows(conn, month: str) -> list[dict]:
     """The month's published customers with their package and interaction measures, sorted by
     manager (byte order, unassigned last), tier, value_rank (unranked last), customer_id."""
     # warehouses published before the programme existed lack its marts: those columns stay empty
-    programme = _has_table(conn, "customer_programme_monthly")
-    interactions = _has_table(conn, "customer_interactions_monthly")
+    programme = has_table(conn, "marts", "customer_programme_monthly")
+    interactions = has_table(conn, "marts", "customer_interactions_monthly")
     cols = ", ".join(
         [f"t.{c}" for c in ("account_manager", "customer_id", "customer_name", "tier", "previous_tier",
                             "tier_change")]
