@@ -31,6 +31,7 @@ BOOKKEEPING = {"_raw_watermark", "_stg_watermark", "_build_key", "source_file_se
 USD_JAN = D("0.1408450704225352")
 USD_MAR = D("0.1377410468319559")
 EUR_FEB = D("7.8912345678901234")
+GBP_FEB = D("7.1428571428571429")  # 50/7 at 16 decimals: products of 2-decimal amounts need 18
 
 CONVERSION = {  # X1, X2: foreign currency at 16-decimal rates; C1: csat and dso with repeating decimals
     "customers/part-0001.csv": f"""
@@ -38,6 +39,7 @@ CONVERSION = {  # X1, X2: foreign currency at 16-decimal rates; C1: csat and dso
         X1,Sixteen Decimals Ltd,retail,local,East,王敏,2022-01-01,{TS}
         X2,Large Euro Ltd,retail,national,East,王敏,2022-01-01,{TS}
         C1,Repeating Ratios Ltd,retail,local,East,王敏,2022-01-01,{TS}
+        X3,Split Payments Ltd,retail,local,East,王敏,2022-01-01,{TS}
     """,
     "orders/part-0001.csv": f"""
         order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
@@ -49,10 +51,13 @@ CONVERSION = {  # X1, X2: foreign currency at 16-decimal rates; C1: csat and dso
         invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
         I-X1,X1,O-X1,2024-01-10,2024-02-09,USD,1000000.39,{TS}
         I-C1,C1,O-C1,2024-05-01,2024-07-31,CNY,100,{TS}
+        I-X3,X3,,2024-02-05,2024-03-05,GBP,1000.09,{TS}
     """,
     "payments/part-0001.csv": f"""
         payment_id,invoice_id,customer_id,payment_date,currency,amount,method,updated_at
         P-X1,I-X1,X1,2024-03-05,USD,1000000.39,bank_transfer,{TS}
+        P-X3a,I-X3,X3,2024-02-20,GBP,333.36,bank_transfer,{TS}
+        P-X3b,I-X3,X3,2024-03-01,GBP,666.73,bank_transfer,{TS}
     """,
     "survey_responses/part-0001.csv": f"""
         response_id,customer_id,survey_id,submitted_at,nps_score,satisfaction,product_quality,delivery,after_sales_service,responsiveness,comment,respondent_name,respondent_phone,respondent_email,updated_at
@@ -65,6 +70,7 @@ CONVERSION = {  # X1, X2: foreign currency at 16-decimal rates; C1: csat and dso
         USD,2024-01,{USD_JAN}
         USD,2024-03,{USD_MAR}
         EUR,2024-02,{EUR_FEB}
+        GBP,2024-02,{GBP_FEB}
     """,
 }
 
@@ -194,7 +200,8 @@ def monthly(wh, table, customer, month=THROUGH) -> dict:
 def test_rates_are_staged_with_all_their_decimals(conv):
     got = {(r["currency"], r["rate_month"]): D(r["rate_to_reporting"])
            for r in conv.rows("select * from staging.stg_fx_rates")}
-    assert got == {("USD", "2024-01"): USD_JAN, ("USD", "2024-03"): USD_MAR, ("EUR", "2024-02"): EUR_FEB}
+    assert got == {("USD", "2024-01"): USD_JAN, ("USD", "2024-03"): USD_MAR, ("EUR", "2024-02"): EUR_FEB,
+                   ("GBP", "2024-02"): GBP_FEB}
 
 
 def test_orders_convert_at_the_full_rate(conv):
@@ -232,6 +239,24 @@ def test_invoices_and_payments_convert_at_the_full_rate(conv):
     r = monthly(conv, "customer_receivables_monthly", "X1")
     assert r["billed_due_12m"] == r["collected_12m"] == converted("1000000.39", USD_JAN)
     assert r["collection_rate_12m"] == D("1.0000")
+
+
+def test_a_foreign_invoice_paid_in_two_parts_is_exactly_collected(conv):
+    """metrics.md: "a fully paid foreign invoice is exactly 100% collected". 333.36 and 666.73 GBP
+    each convert to 18 decimals; rounded one by one at money's 16 they sum to 1e-16 less than the
+    invoice's own conversion, so the cap is taken in GBP and converted once."""
+    assert converted("333.36", GBP_FEB) + converted("666.73", GBP_FEB) != converted("1000.09", GBP_FEB)
+    billed = converted("1000.09", GBP_FEB)
+    feb = monthly(conv, "customer_receivables_monthly", "X3", "2024-02")  # due in March: open, one part paid
+    assert feb["outstanding_end"] == billed - converted("333.36", GBP_FEB) and feb["open_invoices"] == 1
+    r = monthly(conv, "customer_receivables_monthly", "X3")
+    assert r["billed_due_12m"] == r["collected_12m"] == r["paid_on_time_12m"] == billed
+    assert (r["collection_rate_12m"], r["on_time_rate_12m"]) == (D("1.0000"), D("1.0000"))
+    assert r["outstanding_end"] == 0 and r["open_invoices"] == 0
+    assert [r[f"aging_{b}"] for b in ("not_due", "overdue_1_30", "overdue_31_60", "overdue_61_90",
+                                      "overdue_90_plus")] == [0] * 5
+    detail = monthly(conv, "customer_receivables_detail", "X3")
+    assert (detail["collected_by_cutoff"], detail["outstanding_at_cutoff"], detail["aging_bucket"]) == (billed, 0, "paid")
 
 
 def test_postgres_stages_and_converts_like_duckdb(duck_conversion, duck_big, pg):

@@ -62,7 +62,7 @@
    end(through_month), so a new month rebuilds them. #}
 
 {# Bump when the logic of these intermediates changes. #}
-{% macro intermediate_version() -%} 1 {%- endmacro %}
+{% macro intermediate_version() -%} 2 {%- endmacro %}
 
 {% macro intermediate_build_key() -%}
     {{ staging_build_key() }}|i{{ intermediate_version() }}|{{ var('through_month') }}

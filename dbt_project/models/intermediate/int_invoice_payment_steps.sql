@@ -4,11 +4,14 @@
 -- metrics.md "Receivables": what is paid on an invoice is capped at its amount. One row
 -- per invoice and month with payments: the capped amount collected so far and the part
 -- of it that month added (collected_delta). Payments after end(through_month) never count.
+-- The cap is taken in the invoice's own currency (a payment is in it) and only then converted:
+-- capped at the amount, it converts to exactly the invoice's amount_reporting, so a fully paid
+-- invoice is exactly 100% collected whatever the rate's decimals (metrics.md).
 with payments_by_month as (
     select
         invoice_id,
         cast({{ month_index('payment_date') }} as integer) as pay_idx,
-        sum(amount_reporting) as paid
+        sum(amount) as paid
     from {{ ref('int_payments_applied') }}
     where
         is_applied and payment_date <= {{ through_month_end() }}
@@ -35,8 +38,8 @@ capped as (
         c.pay_idx,
         c.paid,
         c.cum_paid,
-        least(i.amount_reporting, c.cum_paid) as capped_cum,
-        i.amount_reporting
+        {{ to_reporting('least(i.amount, c.cum_paid)', 'i.fx_rate') }} as capped_cum,
+        {{ to_reporting('least(i.amount, c.cum_paid - c.paid)', 'i.fx_rate') }} as capped_before
     from cumulative as c
     inner join {{ ref('int_invoices_counted') }} as i
         on c.invoice_id = i.invoice_id
@@ -53,6 +56,6 @@ select
     capped_cum,
     -- what the month added: the previous step's cum_paid is cum_paid - paid (a running sum), so no second
     -- window over these wide rows is needed (one ran out of memory at L within 5 GB)
-    capped_cum - least(amount_reporting, cum_paid - paid) as collected_delta,
+    capped_cum - capped_before as collected_delta,
     {{ intermediate_columns([ref('stg_invoices'), ref('stg_payments')]) }}
 from capped

@@ -10,6 +10,7 @@ select
     cast({{ month_index('invoice_date') }} as integer) as invoice_idx,
     cast({{ month_index('due_date') }} as integer) as due_idx,
     fx_rate,
+    amount,
     amount_reporting,
     {{ intermediate_columns([ref('stg_invoices')]) }}
 from {{ ref('stg_invoices') }}
