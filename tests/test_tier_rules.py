@@ -140,3 +140,36 @@ def test_summary_per_tier(grace1):
     assert s["C"]["share_of_value"] == D("0.0000")
     assert s["A"]["revenue_12m"] == D("6000000") and s["B"]["revenue_12m"] == D("300000")
     assert s["A"]["share_of_customers"] == D("0.3333")
+
+
+def test_migration_and_summary_cover_months_before_anybody_is_evaluated(tmp_path_factory):
+    """metrics.md: evaluation months are global, from the earliest completed order of any customer,
+    in the master or not. An orphan's order of 2023-12 starts them; N signs on in 2024-02. So
+    2024-01 (previous month 2023-12, nobody evaluated) and 2024-02 (previous month 2024-01, nobody)
+    have an all-zero grid, and the summary lists 0 customers per tier until 2024-02."""
+    wh = _build(tmp_path_factory, "before_anybody", {
+        "customers/part-0001.csv": f"""
+            customer_id,customer_name,industry,scope,region,account_manager,signed_on,updated_at
+            N,New Ltd,retail,local,East,王敏,2024-02-15,{TS}
+        """,
+        "orders/part-0001.csv": f"""
+            order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
+            G1,GHOST,,2023-12-20,completed,CNY,50,50,,{TS}
+            N1,N,,2024-03-10,completed,CNY,100,100,,{TS}
+        """,
+    })
+    grid = {}
+    for r in rows(wh, "select * from marts.tier_migration_monthly"):
+        grid.setdefault(r["eval_month"], {})[(r["from_tier"], r["to_tier"])] = (r["customers"], r["share_of_from"])
+    assert sorted(grid) == ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
+    assert all(len(cells) == 9 for cells in grid.values())
+    for month in ("2024-01", "2024-02"):  # nobody evaluated in the previous month
+        assert set(grid[month].values()) == {(0, None)}
+    # N: C in 2024-02 (no order yet), A from 2024-03 (the only positive V): promoted
+    assert grid["2024-03"][("C", "A")] == (1, D("1.0000"))
+    assert sum(c for c, _ in grid["2024-03"].values()) == 1
+    summary = {(r["eval_month"], r["tier"]): r["customers"] for r in rows(wh, "select * from marts.tier_summary_monthly")}
+    assert sorted({m for m, _ in summary}) == ["2023-12", "2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
+    assert [summary[("2024-01", t)] for t in "ABC"] == [0, 0, 0]
+    assert [summary[("2024-02", t)] for t in "ABC"] == [0, 0, 1]
+    assert [summary[("2024-05", t)] for t in "ABC"] == [1, 0, 0]

@@ -1,5 +1,6 @@
 -- metrics.md "Migration": per month, transitions from last month's tier to this month's
--- over customers evaluated in both; every from x to pair is listed (0 when none).
+-- over customers evaluated in both; every from x to pair is listed (0 when none), for every
+-- evaluation month after the first (also when nobody was evaluated in the month before).
 with moves as (
     select
         eval_month,
@@ -12,7 +13,9 @@ with moves as (
 ),
 
 months as (
-    select distinct eval_month from moves
+    select {{ month_label('month_start') }} as eval_month
+    from {{ ref('int_eval_months') }}
+    where month_idx > (select min(month_idx) from {{ ref('int_eval_months') }})
 ),
 
 tiers as (

@@ -8,8 +8,9 @@ with tiers as (
     select 'C'
 ),
 
+-- every evaluation month, also one before the first customer signed (0 customers per tier)
 months as (
-    select distinct eval_month from {{ ref('customer_tier_monthly') }}
+    select {{ month_label('month_start') }} as eval_month from {{ ref('int_eval_months') }}
 ),
 
 -- the means are of the unrounded measures (metrics.md: formulas use unrounded inputs), from the
