@@ -21,6 +21,7 @@ import pytest
 
 from conftest import rows, run, write_inbox
 from keyaccounts.ingest.contract import FEEDS, ROW_REASONS
+from keyaccounts.ingest.loader import PERSONAL_WITHHELD
 
 THROUGH = "2024-06"
 TS = "2024-05-02T08:00:00+08:00"  # updated_at of the example's rows
@@ -294,8 +295,13 @@ def test_quarantined_rows_keep_their_raw_values(clean_and_dirty):
                     "where order_id = 'O-K3-202406'") == [
         dict(net_amount="120,000", list_amount="132000.0", status="completed", updated_at=LATE)]
     assert rows(wh, "select amount from quarantine.invoices where invoice_id = 'I-BAD-3'") == [dict(amount="一百")]
-    assert rows(wh, "select comment from quarantine.survey_responses where response_id = 'R-BAD-7'") == [
-        dict(comment="售后很好")]
+    assert rows(wh, "select customer_id, nps_score from quarantine.survey_responses where response_id = 'R-BAD-3'") == [
+        dict(customer_id="K5", nps_score="11")]
+    # R-BAD-7's values shifted right (a comma in its comment): in a feed with personal data such a row keeps
+    # only its key, since any of its values may be a respondent's name, phone or email
+    assert rows(wh, "select customer_id, comment, updated_at from quarantine.survey_responses "
+                    "where response_id = 'R-BAD-7'") == [dict(customer_id=PERSONAL_WITHHELD, comment=PERSONAL_WITHHELD,
+                                                              updated_at=None)]
 
 
 def test_every_bad_file_is_quarantined_with_its_reason(clean_and_dirty):
@@ -322,7 +328,8 @@ def test_every_good_row_is_in_raw_exactly_once(clean_and_dirty):
     the same text)."""
     clean_wh, dirty_wh = clean_and_dirty["clean_wh"], clean_and_dirty["dirty_wh"]
     expected_bad = Counter(k[0] for k in clean_and_dirty["expected"])
-    expected_bad["orders"] += 1  # part-0800-no-net-amount.csv: its one row is lost with the file (missing_columns)
+    # part-0800-no-net-amount.csv is quarantined whole (missing_columns): like any file that cannot be read as
+    # a whole it has no rows to count (its one row is in quarantine.files' detail), so the others still load
     for feed, spec in FEEDS.items():
         cols = ", ".join(spec.column_names)
         clean_raw = Counter(tuple(r.values()) for r in rows(clean_wh, f"select {cols} from raw.{feed}"))

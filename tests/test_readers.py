@@ -110,6 +110,18 @@ def test_damaged_utf8_file_is_still_refused():
     assert unreadable(read_csv_bytes, damaged).reason == "undecodable"
 
 
+def test_big5_text_is_refused_not_read_as_gb18030():
+    """Big5 (Traditional Chinese) bytes decode as GB18030 without an error, into other characters; some
+    of its pairs land in GB18030's user-defined (private-use) areas, which no Chinese text uses: 華 is
+    B5D8 in Big5, which GB18030 reads as U+E124. So the file is refused, not loaded as garbage."""
+    big5 = customer_csv([customer("K1", "華東重工集團"), customer("K2", "台北市信義區")]).encode("big5")
+    assert any("\ue000" <= ch <= "\uf8ff" for ch in big5.decode("gb18030"))
+    refused = unreadable(read_csv_bytes, big5)
+    assert refused.reason == "undecodable" and "Big5" in refused.detail
+    # the same names written as GBK (simplified and traditional characters alike) still load
+    assert read_csv_bytes(customer_csv([customer("K1", "華東重工集團")]).encode("gbk")).rows[0][1] == "華東重工集團"
+
+
 # --------------------------------------------------------------------------- 2. CSV quoting
 
 

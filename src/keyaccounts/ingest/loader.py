@@ -241,6 +241,7 @@ def _file_arrow(feed: Feed, content: readers.FileContent) -> pa.Table:
         )
     arrays["_line"] = pa.array(content.lines, pa.int64())
     arrays["_extra_fields"] = pa.array(content.extra_fields or [False] * len(content.rows), pa.bool_())
+    arrays["_short_fields"] = pa.array(content.short_fields or [False] * len(content.rows), pa.bool_())
     return pa.table(arrays)
 
 
@@ -278,13 +279,24 @@ def _stage_content(stage, target, staged: _StagedFile, content: readers.FileCont
     The contract checks run in DuckDB (`stage`): the warehouse itself, or an in-memory DuckDB
     when the warehouse is PostgreSQL; then the checked rows move to a temp table there."""
     feed = staged.feed
+    if not content.header:  # a JSON file holding [] or {}: no header row, like a CSV of no bytes
+        staged.bad_reason, staged.bad_detail = "empty", "the file holds no record and no column"
+        return staged
+    if not set(content.header) & set(feed.column_names):
+        # "not a CSV/Parquet/JSON at all" (sources.md): an HTML error page or a report saved as .csv
+        # reads as text with a header of no contract column; a `;`-separated export reads as one column
+        hint = " (one column: separated by ';' or tabs, not ','?)" if len(content.header) == 1 else ""
+        staged.bad_reason = "unreadable"
+        staged.bad_detail = (f"no column of the {feed.name} contract in its header{hint}: not a {feed.name} file "
+                             f"(first columns: {', '.join(content.header[:3])[:120]})")
+        return staged
     missing = [c for c in feed.required_columns if c not in content.header]
     if missing:
-        staged.bad_reason, staged.bad_detail = "missing_columns", "missing required column(s): " + ", ".join(missing)
-        # its rows were read, and every one is lost: they count toward the reject threshold (a payments
-        # file with a renamed column must not publish a month without payments)
-        staged.rows_read = staged.rows_bad = (
-            pq.ParquetFile(content.parquet).metadata.num_rows if content.parquet is not None else len(content.rows))
+        # quarantined whole like any file that cannot be read as a whole: sources.md says the other files
+        # still load, so its rows do not count toward the reject threshold (docs/ingest.md)
+        n_rows = pq.ParquetFile(content.parquet).metadata.num_rows if content.parquet is not None else len(content.rows)
+        staged.bad_reason = "missing_columns"
+        staged.bad_detail = f"missing required column(s): {', '.join(missing)}; none of its {n_rows} row(s) loaded"
         return staged
     staged.encoding = content.encoding
     staged.temp_table = f"ingest_stage_{n}"
@@ -312,17 +324,17 @@ def _stage_content(stage, target, staged: _StagedFile, content: readers.FileCont
 
 
 def _move_to_target(stage, target, staged: _StagedFile) -> None:
-    columns = list(staged.feed.column_names) + ["_line", "_extra_fields", "_reason"]
+    columns = list(staged.feed.column_names) + ["_line", "_extra_fields", "_short_fields", "_reason"]
     cols = ", ".join(f"{quote_ident(c)} varchar" for c in staged.feed.column_names)
     target.execute(f"drop table if exists {staged.temp_table}")
     target.execute(f"create temp table {staged.temp_table} ({cols}, _line bigint, _extra_fields boolean, "
-                   "_reason varchar)")
+                   "_short_fields boolean, _reason varchar)")
     rows = stage.execute(f"select {', '.join(quote_ident(c) for c in columns)} from {staged.temp_table}").fetchall()
     target.copy_rows(staged.temp_table, columns, rows)
     stage.execute(f"drop table {staged.temp_table}")
 
 
-def _stage_sql(stage, conn, source, feed: Feed, n: int, taken: set[str]) -> _StagedFile | None:
+def _stage_sql(stage, conn, source, feed: Feed, n: int, taken: _Taken) -> _StagedFile | None:
     from keyaccounts.ingest.sql_source import pull_feed
 
     row = conn.execute("select watermark from audit.watermarks where source = ? and feed = ?",
@@ -333,11 +345,11 @@ def _stage_sql(stage, conn, source, feed: Feed, n: int, taken: set[str]) -> _Sta
     except readers.UnreadableFile as bad:
         return _StagedFile(feed, rel_name, f"sql-error:{source.name}:{feed.name}:{bad.reason}", 0,
                            bad_reason=bad.reason, bad_detail=bad.detail)
-    if pulled is None or pulled.sha in taken:
-        return None  # nothing changed since the watermark (or the same rows as a pull already taken)
-    taken.add(pulled.sha)
     staged = _StagedFile(feed, f"{rel_name}@{pulled.watermark}", pulled.sha, pulled.size,
-                         watermark=(source.name, feed.name, pulled.watermark))
+                         watermark=(source.name, feed.name, pulled.watermark)) if pulled is not None else None
+    if staged is None or (feed.name, staged.rel_name, staged.sha) in taken:
+        return None  # nothing changed since the watermark (or the same rows as a pull already taken)
+    taken.add(staged)
     _stage_content(stage, conn, staged, pulled.content, n)
     if staged.temp_table is None:
         return staged
@@ -369,10 +381,18 @@ def _record_quarantine(conn, staged: _StagedFile, file_seq: int | None, run_id: 
             [run_id, staged.feed.name, staged.rel_name, staged.sha, staged.bad_reason, staged.bad_detail, now],
         )
         return
-    # a bad row's personal data is withheld (whether a value was there stays visible): raw alone keeps it
+    # a bad row's personal data is withheld (whether a value was there stays visible): raw alone keeps it.
+    # In a row with more or fewer fields than the header the values have shifted, so any of them may be
+    # personal data: in a feed that has some, such a row keeps only its key (sources.md "Personal data").
+    def withheld(name: str) -> str:
+        return f"case when nullif(trim({quote_ident(name)}), '') is null then {quote_ident(name)} else '{PERSONAL_WITHHELD}' end"
+
+    feed = staged.feed
+    has_personal = any(c.personal for c in feed.columns)
     cols = ", ".join(
-        f"case when nullif(trim({quote_ident(c.name)}), '') is null then {quote_ident(c.name)} "
-        f"else '{PERSONAL_WITHHELD}' end" if c.personal else quote_ident(c.name) for c in staged.feed.columns)
+        withheld(c.name) if c.personal else
+        f"case when _extra_fields or _short_fields then {withheld(c.name)} else {quote_ident(c.name)} end"
+        if has_personal and c.name not in feed.key else quote_ident(c.name) for c in feed.columns)
     conn.execute(
         f"insert into quarantine.{staged.feed.name} select {cols}, ?, _line, ?, ?, ?, _reason "
         f"from {staged.temp_table} where _reason is not null order by _line",
@@ -495,8 +515,28 @@ def ingest_inbox(conn, inbox: Path, run_id: str, reject_threshold: float = REJEC
             stage.close()
 
 
+class _Taken:
+    """What was taken already (sources.md: "a file is ingested once"). Content loaded into a feed is
+    taken once under any name. A file quarantined whole is taken once under its own name: every empty
+    file has the same checksum, and a broken file dropped again under a new name is reported again."""
+
+    def __init__(self, conn):
+        self.keys = set()
+        for feed, name, sha, status in conn.execute(
+                "select feed, file_name, sha256, status from audit.manifest").fetchall():
+            self.keys.add((feed, sha) if status == "loaded" else (feed, name, sha))
+
+    def __contains__(self, file: tuple[str, str, str]) -> bool:
+        feed, name, sha = file
+        return (feed, sha) in self.keys or file in self.keys
+
+    def add(self, staged: _StagedFile) -> None:
+        feed = staged.feed.name
+        self.keys.add((feed, staged.sha) if staged.bad_reason is None else (feed, staged.rel_name, staged.sha))
+
+
 def _ingest(stage, conn, inbox: Path, run_id: str, reject_threshold: float, sql_source) -> IngestResult:
-    taken = {row[0] for row in conn.execute("select sha256 from audit.manifest").fetchall()}
+    taken = _Taken(conn)
     result = IngestResult(run_id, unknown_folders=unknown_folders(inbox))
     staged: list[_StagedFile] = []
     for feed in FEEDS.values():
@@ -508,12 +548,12 @@ def _ingest(stage, conn, inbox: Path, run_id: str, reject_threshold: float, sql_
             if escaped is not None:
                 # a link out of the inbox is never opened (it could point at any file the run can read)
                 sha = hashlib.sha256(f"outside_inbox:{rel_name}:{escaped}".encode()).hexdigest()
-                if sha in taken:
+                if (feed.name, rel_name, sha) in taken:
                     stats.files_skipped += 1
                     continue
-                taken.add(sha)
                 staged.append(_StagedFile(feed, rel_name, sha, 0, bad_reason="outside_inbox",
                                           bad_detail=f"resolves to {escaped}, outside the inbox"))
+                taken.add(staged[-1])
                 continue
             try:
                 sha = _sha256(path)
@@ -522,11 +562,11 @@ def _ingest(stage, conn, inbox: Path, run_id: str, reject_threshold: float, sql_
             if not readers.is_supported(path):
                 # recorded under its name too: the same bytes renamed to a format we read are taken then
                 sha = hashlib.sha256(f"unsupported_format:{rel_name}:{sha}".encode()).hexdigest()
-            if sha in taken:
+            if (feed.name, rel_name, sha) in taken:
                 stats.files_skipped += 1  # the same content under any name is taken once
                 continue
-            taken.add(sha)
             staged.append(_stage_file(stage, conn, feed, path, rel_name, sha, len(staged)))
+            taken.add(staged[-1])
         if sql_source is not None and feed.name in sql_source.tables:
             pulled = _stage_sql(stage, conn, sql_source, feed, len(staged), taken)
             if pulled is not None:

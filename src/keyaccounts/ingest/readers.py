@@ -46,6 +46,7 @@ class FileContent:
     lines: list[int]  # 1-based source line (CSV, JSONL: the line a record starts on; else row number)
     encoding: str | None = None
     extra_fields: list[bool] | None = None  # CSV: the record had more fields than the header
+    short_fields: list[bool] | None = None  # CSV: the record had fewer fields than the header
     # Parquet: no rows in Python; the loader scans the file in DuckDB (`scan_parquet`), so a
     # file of millions of rows costs no Python objects per value
     parquet: Path | None = None
@@ -158,9 +159,16 @@ def _decode(data: bytes) -> tuple[str, str]:
     if good3 > bad or (good2 >= 3 and good2 >= 3 * bad):
         raise UnreadableFile("undecodable", f"UTF-8 text with {bad} invalid byte sequence(s): damaged or mixed encodings")
     try:
-        return data.decode("gb18030"), "gb18030"
+        text = data.decode("gb18030")
     except UnicodeDecodeError:
         raise UnreadableFile("undecodable", "bytes are neither UTF-8 nor GB18030 text") from None
+    # GB18030 maps almost any byte pair to a character, Big5 or Shift-JIS text too, and some of their
+    # pairs land in its user-defined areas (private use, U+E000..U+F8FF), which Chinese text never uses
+    private = sum(1 for ch in text if "\ue000" <= ch <= "\uf8ff")
+    if private:
+        raise UnreadableFile("undecodable", f"read as GB18030 the bytes give {private} private-use character(s): "
+                                            "another encoding (Big5? Shift-JIS?); save the file as UTF-8")
+    return text, "gb18030"
 
 
 UNCLOSED_QUOTE = "unexpected end of data"  # what strict mode says of a quote never closed
@@ -208,6 +216,7 @@ def _csv_content(text: str, encoding: str, strict: bool) -> FileContent:
     rows: list[list[str | None]] = []
     lines: list[int] = []
     extra: list[bool] = []
+    short: list[bool] = []
     start = reader.line_num + 1
     width = len(header)
     try:
@@ -217,6 +226,7 @@ def _csv_content(text: str, encoding: str, strict: bool) -> FileContent:
                 # cleared): no value to load or to refuse
                 start = reader.line_num + 1
                 continue
+            short.append(len(record) < width)
             if len(record) < width:
                 record = record + [None] * (width - len(record))
             rows.append([(v if v != "" else None) for v in record[:width]])
@@ -226,7 +236,7 @@ def _csv_content(text: str, encoding: str, strict: bool) -> FileContent:
     except csv.Error as exc:
         exc.record_start = start
         raise
-    return FileContent(header, rows, lines, encoding, extra)
+    return FileContent(header, rows, lines, encoding, extra, short)
 
 
 class _Number(str):
@@ -367,7 +377,7 @@ def _parquet_text(column: str, arrow_type: pa.DataType | None, kind: str) -> str
 def scan_parquet_sql(content: FileContent, kinds: dict[str, str]) -> tuple[str, list]:
     """SQL (and its parameter) giving the file's rows as the contract's text columns (`kinds`: each
     contract column's kind, in order), with `_line` (the row's number in the file, from 1) and
-    `_extra_fields` (false): the same shape as the other readers, computed by DuckDB."""
+    `_extra_fields` and `_short_fields` (false): the same shape as the other readers, computed by DuckDB."""
     from keyaccounts.warehouse import quote_ident
 
     types = content.types or {}
@@ -376,7 +386,7 @@ def scan_parquet_sql(content: FileContent, kinds: dict[str, str]) -> tuple[str, 
         if c in content.columns else f"cast(null as varchar) as {quote_ident(c)}"
         for c, kind in kinds.items()
     )
-    return (f"select {select}, file_row_number + 1 as _line, false as _extra_fields "
+    return (f"select {select}, file_row_number + 1 as _line, false as _extra_fields, false as _short_fields "
             f"from read_parquet(?, file_row_number = true)", [str(content.parquet)])
 
 
