@@ -592,3 +592,49 @@ def test_a_warehouse_path_ending_in_a_slash_names_a_folder_and_exits_3(tmp_path,
                        cwd=tmp_path)
     assert "names a folder" in assert_one_line_error(proc, 3)
     assert not (tmp_path / "new").exists() and not (tmp_path / "exports").exists()
+
+
+@pytest.mark.parametrize("warehouse", [
+    "postgresql//postgres@127.0.0.1:5432/wh",  # the colon forgotten
+    "PostgreSQL://postgres@127.0.0.1:5432/wh",
+    "postgresql+psycopg2://postgres:Pw0rd-x7@127.0.0.1:5432/wh",  # pragma: allowlist secret
+    "mysql://root@127.0.0.1:3306/wh",  # DuckDB would try to download its MySQL extension
+])
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_a_mistyped_warehouse_url_is_refused_not_made_a_duckdb_file(tmp_path, example_inbox, warehouse, command):
+    """A --warehouse that is a URL but not postgresql://… was taken as a DuckDB path: the run created
+    ./postgresql/postgres@127.0.0.1:5432/wh, published there and exited 0. It is a usage error now."""
+    args = ["--inbox", example_inbox, "--through", "2024-06", "--exports", tmp_path / "x"] if command == "run" else []
+    proc = keyaccounts(command, "--warehouse", warehouse, *args, cwd=tmp_path)
+    line = assert_one_line_error(proc, 2)
+    assert "neither a DuckDB file path nor a postgresql://" in line and "Pw0rd" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inbox"]  # nothing created
+
+
+def test_a_database_named_in_a_path_is_still_a_duckdb_file(tmp_path):
+    """Only URL-like text is refused: a folder named after PostgreSQL holds a DuckDB file like any other."""
+    from keyaccounts.warehouse import check_warehouse_text
+
+    for path in ("postgres-mirror/wh.duckdb", "a@b/wh.duckdb", "postgresql://postgres@127.0.0.1:5432/wh"):
+        assert check_warehouse_text(path) == path
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"), reason="root reads any folder")
+def test_an_inbox_the_user_may_not_list_exits_3_naming_it(tmp_path, example_inbox):
+    """operations.md: an unreadable inbox exits non-zero with a one-line reason; it said "Permission denied"
+    and left a warehouse behind. As root (who reads any folder) the CLI runs without DAC override."""
+    example_inbox.chmod(0o000)
+    try:
+        cmd = ["run", "--inbox", example_inbox, "--warehouse", tmp_path / "wh" / "wh.duckdb", "--through", "2024-06"]
+        if os.geteuid() == 0:
+            env = {**os.environ, "TMPDIR": str(tmp_path)}
+            proc = subprocess.run(["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+                                   "--bounding-set=-dac_override,-dac_read_search", str(KEYACCOUNTS), *map(str, cmd)],
+                                  capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        else:
+            proc = keyaccounts(*cmd, cwd=tmp_path)
+    finally:
+        example_inbox.chmod(0o755)
+    line = assert_one_line_error(proc, 3)
+    assert f"inbox {example_inbox} is not a readable folder" in line
+    assert not (tmp_path / "wh").exists()

@@ -70,3 +70,8 @@ def test_missing_rate_is_held_back_then_retried(tmp_path):
     rec = one(wh, "select billed_due_12m, collected_12m from marts.customer_receivables_monthly "
                   "where customer_id = 'E1' and eval_month = '2024-04'")
     assert rec["billed_due_12m"] == D("750") and rec["collected_12m"] == D("0")  # the USD payment is not applied
+    # quarantined rows are not facts: the payment in another currency than its invoice is not in fct_payments,
+    # as held-back orders are not in fct_orders (it is listed in receivables_exceptions)
+    assert [r["order_id"] for r in rows(wh, "select order_id from marts.fct_orders order by 1")] == ["OC", "OE"]
+    assert rows(wh, "select payment_id from marts.fct_payments") == []
+    assert one(wh, "select detail from marts.receivables_exceptions where record_id = 'PX'")

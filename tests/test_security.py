@@ -247,3 +247,23 @@ def test_tls_options_reach_the_airflow_dbt_tasks_too(tmp_path):
     env = settings_from_config(cfg)["dbt_env"]
     assert env["KEYACCOUNTS_PG_SSLMODE"] == "disable" and "KEYACCOUNTS_PG_SSLMODE" in DBT_ENV_NAMES
     assert {"KEYACCOUNTS_PG_SSLROOTCERT", "KEYACCOUNTS_PG_SSLCERT", "KEYACCOUNTS_PG_SSLKEY"} <= set(DBT_ENV_NAMES)
+
+
+def test_dbt_keeps_no_password_of_the_command_line_in_its_files(tmp_path, monkeypatch):
+    """dbt writes its caller's command line (sys.argv) into dbt.log and run_results.json, files any local
+    user can read: a password typed into a --warehouse or --sql-source URL must not reach them."""
+    from keyaccounts.ingest.loader import ensure_schema
+    from keyaccounts.transform.dbt import run_dbt
+
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as conn:
+        ensure_schema(conn)  # empty raw tables: enough for one staging model
+    secret = "Pw0rd-x9"  # pragma: allowlist secret
+    argv = ["keyaccounts", "run", "--warehouse", f"postgresql://postgres:{secret}@127.0.0.1:5432/wh",  # pragma: allowlist secret
+            f"--sql-source=mysql+pymysql://erp:{secret}@erp.example/erp"]  # pragma: allowlist secret
+    monkeypatch.setattr(sys, "argv", argv)
+    state = tmp_path / "dbt"
+    run_dbt("build", tmp_path / "wh.duckdb", state, {"through_month": "2024-06"}, extra=["--select", "stg_fx_rates"])
+    written = "".join(p.read_text(encoding="utf-8", errors="replace") for p in state.rglob("*") if p.is_file())
+    assert "postgresql://postgres:***@127.0.0.1:5432/wh" in written  # the command line is there, masked
+    assert secret not in written
+    assert sys.argv == argv  # given back unchanged

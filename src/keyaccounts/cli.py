@@ -17,8 +17,22 @@ from keyaccounts.ingest.contract import REJECT_THRESHOLD
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        # no abbreviated options (`--warehous`): a script relying on a prefix breaks when an option is added
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2, like other usage errors
         self.exit(2, f"keyaccounts: error: {message} (see `keyaccounts --help`)\n")
+
+
+def _warehouse_arg(text: str) -> str:
+    from keyaccounts.warehouse import check_warehouse_text
+
+    try:
+        return check_warehouse_text(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="ingest an inbox, build and check the marts, publish through a month")
     run.add_argument("--inbox", required=True, type=Path, help="folder with one sub-folder per feed")
-    run.add_argument("--warehouse", required=True,
+    run.add_argument("--warehouse", required=True, type=_warehouse_arg,
                      help="DuckDB file (created if absent) or postgresql://USER@HOST:PORT/DB (password: env "
                           "KEYACCOUNTS_PG_PASSWORD)")
     run.add_argument("--through", required=True, help="last evaluation month, YYYY-MM")
@@ -58,16 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--direct", action="store_true", help="run the pipeline directly instead of through Airflow")
 
     status = sub.add_parser("status", help="what was ingested, quarantined and published")
-    status.add_argument("--warehouse", required=True, help="the warehouse: a DuckDB file or postgresql://...")
+    status.add_argument("--warehouse", required=True, type=_warehouse_arg, help="the warehouse: a DuckDB file or postgresql://...")
 
     grant = sub.add_parser("grant-bi", help="create or update the read-only BI role of a PostgreSQL warehouse")
-    grant.add_argument("--warehouse", required=True, help="postgresql://USER@HOST:PORT/DB (an owner of the marts)")
+    grant.add_argument("--warehouse", required=True, type=_warehouse_arg, help="postgresql://USER@HOST:PORT/DB (an owner of the marts)")
     grant.add_argument("--role", default=os.environ.get("KEYACCOUNTS_BI_ROLE", "keyaccounts_bi"),
                        help="role name (default: env KEYACCOUNTS_BI_ROLE or keyaccounts_bi); its password is "
                             "read from env KEYACCOUNTS_BI_PASSWORD")
 
     export = sub.add_parser("export", help="re-write the exports of a month")
-    export.add_argument("--warehouse", required=True, help="the warehouse: a DuckDB file or postgresql://...")
+    export.add_argument("--warehouse", required=True, type=_warehouse_arg, help="the warehouse: a DuckDB file or postgresql://...")
     export.add_argument("--month", required=True, help="a published month, YYYY-MM")
     export.add_argument("--out", required=True, type=Path, help="folder to write the CSV, Parquet, manager files "
                                                                  "and report to (created if missing)")

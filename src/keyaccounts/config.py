@@ -247,9 +247,13 @@ class RunConfig:
             raise InputError("--restate needs --reason and --by (who approved the restatement)")
 
     def __post_init__(self) -> None:
-        from keyaccounts.warehouse import is_postgres
+        from keyaccounts.warehouse import check_warehouse_text, is_postgres
 
         self.inbox = Path(self.inbox)
+        try:
+            check_warehouse_text(str(self.warehouse))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         if isinstance(self.warehouse, str) and not is_postgres(self.warehouse) and self.warehouse.endswith(("/", os.sep)):
             # Path() would drop the slash and make a file of the folder the user named
             raise InputError(f"--warehouse {self.warehouse} names a folder: give the warehouse file, e.g. "

@@ -213,7 +213,8 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     run_id = cfg.run_id or new_run_id()
     result = RunResult(run_id)
     check_environment()
-    if not cfg.inbox.is_dir():  # before the warehouse is created or locked
+    # before the warehouse is created or locked: a folder this user may not list is an unreadable inbox
+    if not cfg.inbox.is_dir() or not os.access(cfg.inbox, os.R_OK | os.X_OK):
         raise InputError(f"inbox {cfg.inbox} is not a readable folder")
     # Fail fast on a locked warehouse before reading any file, and hold a run lock for the
     # whole run: DuckDB's own lock is free between our steps, when another run could slip in

@@ -29,6 +29,18 @@ def is_postgres(warehouse: Path | str) -> bool:
     return str(warehouse).startswith(PG_SCHEMES)
 
 
+def check_warehouse_text(text: str) -> str:
+    """--warehouse as typed: a DuckDB file path or a postgresql:// URL. A mistyped URL (`postgresql//…`,
+    `PostgreSQL://…`, `postgresql+psycopg2://…`, `mysql://…`) is refused: taken as a path it would create a
+    DuckDB file of that name and publish there (exit 0), and DuckDB downloads an extension for `mysql:`."""
+    lowered = text.lower()
+    if not is_postgres(text) and ("://" in text or (lowered.startswith("postgres") and "@" in text)):
+        masked = re.sub(r":[^:/@]*@", ":***@", text, count=1)  # a password, however the URL was mistyped
+        raise ValueError(f"{masked} is neither a DuckDB file path nor a postgresql://USER@HOST:PORT/DB URL "
+                         "(the scheme is postgresql:// or postgres://, in lower case)")
+    return text
+
+
 def duckdb_settings(path: Path | str) -> dict[str, str]:
     """The DuckDB settings of every connection to the warehouse file, ours and dbt's (profiles.yml
     reads the same variables, passed on by `transform.dbt.warehouse_env`):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import re
 import os
 import sys
 from contextlib import contextmanager, redirect_stdout
@@ -15,6 +16,9 @@ from keyaccounts.config import DBT_PROJECT_DIR, PG_TLS_ENV
 from keyaccounts.errors import DUCKDB_FILE_LOCK, BuildFailed, BuildReplaced, WarehouseLocked
 from keyaccounts.warehouse import (connection, duckdb_settings, is_postgres,
                                    pg_params, release_dbt_handle)
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)(.*)@", re.DOTALL)  # as warehouse.redact, for any scheme
 
 
 @contextmanager
@@ -116,10 +120,15 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
     logging.raiseExceptions = False
     shown = io.StringIO()  # dbt's console output (--quiet: errors only), shown unless it is a disk fault
     with _env({**dbt_env(warehouse, state_dir, target_path, threads), "KEYACCOUNTS_BUILD_OWNER": owner or ""}):
+        # dbt writes sys.argv (our command line) into dbt.log and run_results.json as its
+        # invocation_command: a password given in a --warehouse or --sql-source URL must not reach them
+        argv = sys.argv
+        sys.argv = [_URL_PASSWORD.sub(r"\1***@", a) for a in argv]
         try:
             with redirect_stdout(shown):
                 result = dbtRunner().invoke(args)
         finally:
+            sys.argv = argv
             logging.raiseExceptions = raise_exceptions
             release_dbt_handle()
     if result.success:
