@@ -74,6 +74,9 @@ def test_without_a_payment_feed_collections_are_null_and_e_is_one(warehouses):
     detail = one(wh, "select * from marts.customer_receivables_detail where invoice_id = 'I1' and eval_month = '2024-06'")
     assert detail["amount"] == D("100") and detail["days_past_due"] == 82  # 2024-06-30 - 2024-04-09
     assert (detail["collected_by_cutoff"], detail["outstanding_at_cutoff"], detail["aging_bucket"]) == (None, None, None)
+    # the report's collection-rate chart has no box to draw: it says so, rather than three empty boxes
+    report = (wh.parent / "exports" / "report_2024-06.html").read_text(encoding="utf-8")
+    assert "no collection rate this month" in report
 
 
 def test_without_a_survey_feed_response_counts_are_null_and_satisfaction_is_neutral(warehouses):

@@ -75,3 +75,33 @@ def test_missing_rate_is_held_back_then_retried(tmp_path):
     assert [r["order_id"] for r in rows(wh, "select order_id from marts.fct_orders order by 1")] == ["OC", "OE"]
     assert rows(wh, "select payment_id from marts.fct_payments") == []
     assert one(wh, "select detail from marts.receivables_exceptions where record_id = 'PX'")
+
+
+def test_a_book_whose_orders_all_wait_for_a_rate_says_so_when_it_fails(tmp_path):
+    """A book kept in USD, run without rates or `reporting_currency=USD`: every order is held back, no
+    customer has a value, and the checks stop the run on an empty tier table. The one-line reason says why
+    (it named only the failed row-count expectation)."""
+    import pytest
+
+    from keyaccounts.checks import ChecksFailed
+
+    inbox = write_inbox(tmp_path / "inbox", {
+        "customers/part-0001.csv": f"""
+            customer_id,customer_name,industry,scope,region,account_manager,signed_on,updated_at
+            U1,US Buyer Inc,retail,local,West,Ann Lee,2024-01-01,{TS}
+        """,
+        "orders/part-0001.csv": f"""
+            order_id,customer_id,contract_id,order_date,status,currency,list_amount,net_amount,cost_amount,updated_at
+            OU,U1,,2024-03-01,completed,USD,500,500,,{TS}
+        """,
+        "invoices/part-0001.csv": f"""
+            invoice_id,customer_id,order_id,invoice_date,due_date,currency,amount,updated_at
+            IU,U1,OU,2024-03-01,2024-03-31,USD,500,{TS}
+        """,
+    })
+    with pytest.raises(ChecksFailed) as failed:
+        run(inbox, tmp_path / "wh.duckdb", "2024-04")
+    message = str(failed.value)
+    assert "\n" not in message
+    assert "1 orders row(s) and 1 invoices row(s) wait for an fx rate of their month" in message
+    assert "reporting_currency" in message

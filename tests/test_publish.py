@@ -472,6 +472,7 @@ def test_a_months_report_is_the_same_file_every_time(example_wh, tmp_path):
         assert main(["export", "--warehouse", str(wh), "--month", "2024-05", "--out", str(tmp_path / out)]) == 0
     a, b = ((tmp_path / out / "report_2024-05.html").read_bytes() for out in ("a", "b"))
     assert a == b and b"chart-1" in a
+    assert b"no collection rate this month" not in a  # the example's customers have collection rates
 
 
 def test_a_second_warehouse_in_the_folder_of_another_stops_before_building(example_dir, tmp_path):

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from keyaccounts.config import RunConfig, check_environment
-from keyaccounts.errors import InputError
+from keyaccounts.errors import InputError, KeyAccountsError
 from keyaccounts.ingest.coverage import check_month_can_be_evaluated
 from keyaccounts.ingest.held_back import record_held_back
 from keyaccounts.ingest.loader import IngestResult, ingest_inbox
@@ -111,6 +111,16 @@ def held_back_task(cfg: RunConfig) -> dict[str, dict[str, int]]:
     reason."""
     with connection(cfg.warehouse) as conn:
         return record_held_back(conn)
+
+
+def held_back_hint(held_back: dict[str, dict[str, int]]) -> str:
+    """The rows waiting for an fx rate, for a failed run's one-line message ('' when none)."""
+    waiting = [f"{n} {feed} row(s)" for feed, reasons in held_back.items() for reason, n in reasons.items()
+               if reason == "missing_fx_rate"]
+    if not waiting:
+        return ""
+    return (f"; {' and '.join(waiting)} wait for an fx rate of their month (quarantine.held_back): deliver "
+            "fx_rates, or set --var reporting_currency=<their currency> if the book is kept in it")
 
 
 def check_task(cfg: RunConfig, owner: str | None = None):
@@ -238,7 +248,12 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
             return result
         transform_task(cfg, owner=run_id)
         result.held_back = held_back_task(cfg)
-        result.checks = check_task(cfg, owner=run_id)
+        try:
+            result.checks = check_task(cfg, owner=run_id)
+        except KeyAccountsError as exc:
+            # a book whose orders all wait for a rate fails its checks with an empty tier table: say why
+            exc.args = (str(exc) + held_back_hint(result.held_back),)
+            raise
         result.exports = publish_task(cfg, run_id, owner=run_id)
         with connection(cfg.warehouse) as conn:
             up_to_date.record(conn, cfg.through, run_id, fingerprint)

@@ -122,6 +122,11 @@ def build_report(conn, month: str, out_dir: Path, pending: PendingFiles | None =
     fig = go.Figure([go.Box(y=receivables[receivables.tier == t]["collection_rate_12m"].astype(float),
                             name=f"{t} 级", marker_color=TIER_COLORS[t]) for t in "ABC"])
     fig.update_layout(title="回款率分布 Collection rate by tier", yaxis_tickformat=".0%", **layout)
+    if receivables.empty:  # no invoice due in any customer's window (or no invoices or payments delivered)
+        fig.update_layout(yaxis_range=[0, 1])
+        fig.add_annotation(text="无回款率 no collection rate this month: no invoice was due in the 12 months "
+                                "(or no invoices / payments were delivered)", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
     figures.append(fig)
 
     # every customer whose tier is not last month's: promoted, demoted, or moved by an override
