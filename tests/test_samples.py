@@ -353,3 +353,18 @@ def test_an_export_without_rows_is_an_input_error(tmp_path):
         import_sample("ibm_ar", tmp_path / "out", tmp_path)
     assert "\n" not in str(exc.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_value_the_adapter_cannot_read_is_named_in_one_line(tmp_path):
+    """A hand-edited export (an amount `N/A`) stops the mapping with the value in the message: decimal's own
+    message named none ("[<class 'decimal.ConversionSyntax'>]"); a given --data-dir gets no hint to pass one."""
+    (tmp_path / "ibm_accounts_receivable.csv").write_text(
+        "countryCode,customerID,PaperlessDate,invoiceNumber,InvoiceDate,DueDate,InvoiceAmount,Disputed,"
+        "SettledDate,PaperlessBill,DaysToSettle,DaysLate\n"
+        "391,0379-NEVHP,4/6/2013,611365,1/2/2013,2/1/2013,N/A,No,1/15/2013,Paper,13,0\n", encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        import_sample("ibm_ar", tmp_path / "out", tmp_path)
+    assert "'N/A' is not a number" in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(InputError) as missing:
+        import_sample("olist", tmp_path / "out", tmp_path / "nowhere")
+    assert "not found" in str(missing.value) and "--data-dir" not in str(missing.value)

@@ -170,7 +170,10 @@ def _iso_date_prefix(value: str) -> str:
 
 
 def _dec(value: str) -> Decimal:
-    return Decimal(value.strip())
+    try:
+        return Decimal(value.strip())
+    except ArithmeticError:  # decimal's own message names no value ("[<class 'decimal.ConversionSyntax'>]")
+        raise ValueError(f"{value!r} is not a number") from None
 
 
 def _fmt(value: Decimal) -> str:
@@ -421,12 +424,13 @@ def import_sample(name: str, out: Path, data_dir: Path | None = None) -> dict[st
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     for file in sample.files:
         if not (data_dir / file).is_file():
-            raise InputError(f"sample {name}: input file {data_dir / file} not found "
-                             f"(pass --data-dir or set {DATA_DIR_ENV})")
+            hint = "" if data_dir != DEFAULT_DATA_DIR else f" (pass --data-dir or set {DATA_DIR_ENV})"
+            raise InputError(f"sample {name}: input file {data_dir / file} not found{hint}")
     try:
         feeds = sample.adapter(data_dir)
     except (KeyError, ValueError, ArithmeticError) as exc:  # a column or value the adapter cannot read
-        raise InputError(f"sample {name}: cannot map {data_dir}: {type(exc).__name__}: {exc}") from None
+        raise InputError(f"sample {name}: cannot map {data_dir} (the data set's own export, unchanged, is "
+                         f"expected): {type(exc).__name__}: {exc}") from None
     if not feeds.get("orders"):  # an empty or truncated export: an inbox without orders evaluates nothing
         raise InputError(f"sample {name}: {data_dir / sample.files[0]} holds no order rows to map")
     out = Path(out)
