@@ -287,9 +287,11 @@ def cmd_status(args) -> int:
             reasons += conn.execute(
                 f"select '{feed}', _reason, count(*) from quarantine.{feed} group by _reason order by 3 desc").fetchall()
         reasons += conn.execute("select feed, 'file: ' || reason, count(*) from quarantine.files group by feed, reason").fetchall()
-        show("quarantined (all runs)", ["feed", "reason", "rows"], reasons)
+        show("quarantined (all runs; missing_fx_rate and currency_mismatch: held back by the build, retried)",
+             ["feed", "reason", "rows"], reasons)
         by_month = _rows_per_feed_and_month(conn)
-        show("rows per feed and month (loaded / quarantined; the month of the row's own date; latest 12)",
+        show("rows per feed and month (loaded / quarantined at ingest; rows the build holds back, e.g. for a "
+             "missing fx rate, are loaded and listed above; the month of the row's own date; latest 12)",
              ["month", *by_month["feeds"]], by_month["rows"])
         if has_table(conn, "audit", "publish_log"):
             show("published months", ["month", "action", "version", "run", "published at"],
