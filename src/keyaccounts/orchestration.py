@@ -354,7 +354,9 @@ def run_date(context) -> datetime:
 def settings_task():
     from airflow.sdk import get_current_context, task
 
-    @task(task_id="settings")
+    # in the pool too: it reads the last published month, which opens the warehouse file (and creates the
+    # publish log of a new one), so beside another DAG's writer it would only meet DuckDB's lock
+    @task(task_id="settings", pool=DUCKDB_POOL)
     def settings() -> dict:
         context = get_current_context()
         # a bad param: no retry
