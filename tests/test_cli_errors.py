@@ -615,8 +615,13 @@ def test_a_database_named_in_a_path_is_still_a_duckdb_file(tmp_path):
     """Only URL-like text is refused: a folder named after PostgreSQL holds a DuckDB file like any other."""
     from keyaccounts.warehouse import check_warehouse_text
 
-    for path in ("postgres-mirror/wh.duckdb", "a@b/wh.duckdb", "postgresql://postgres@127.0.0.1:5432/wh"):
+    for path in ("postgres-mirror/wh.duckdb", "a@b/wh.duckdb", "postgres@backup/wh.duckdb", "/data/a:b/wh.duckdb",
+                 "postgresql://postgres@127.0.0.1:5432/wh"):
         assert check_warehouse_text(path) == path
+    for url in ("mysql:wh", "md:wh", "postgresql//postgres:p:w@d@127.0.0.1:5432/wh"):  # pragma: allowlist secret
+        with pytest.raises(ValueError) as refused:
+            check_warehouse_text(url)
+        assert "p:w@d" not in str(refused.value) and "w@d" not in str(refused.value)
 
 
 @pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"), reason="root reads any folder")
@@ -638,3 +643,17 @@ def test_an_inbox_the_user_may_not_list_exits_3_naming_it(tmp_path, example_inbo
     line = assert_one_line_error(proc, 3)
     assert f"inbox {example_inbox} is not a readable folder" in line
     assert not (tmp_path / "wh").exists()
+
+
+def test_a_file_quarantined_whole_is_named_on_stderr_and_the_run_publishes(tmp_path, example_inbox):
+    """sources.md: a file missing a required column is quarantined whole and the other files still load.
+    It no longer stops the run (the reject threshold counts rows checked one by one), so the run says it
+    aloud: the file, its reason and how many rows were not loaded, beside the ingest table."""
+    (example_inbox / "payments" / "part-0099.csv").write_text(
+        "payment_id,invoice_id,customer_id,payment_date,currency,paid,method,updated_at\n"
+        "P-RENAMED,INV-1,K1,2024-06-01,CNY,100,bank_transfer,2024-06-02T10:00:00+08:00\n", encoding="utf-8")
+    proc = keyaccounts("run", "--inbox", example_inbox, "--warehouse", tmp_path / "wh" / "w.duckdb",
+                       "--through", "2024-06", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert ("file quarantined whole, none of its rows loaded: payments/part-0099.csv (missing_columns: missing "
+            "required column(s): amount; none of its 1 row(s) loaded)") in proc.stderr

@@ -157,3 +157,20 @@
         alter table {{ relation.render() }} alter column {{ adapter.quote(column_name) }} set data type {{ new_column_type }}
     {% endcall %}
 {%- endmacro %}
+
+{# The same for a column an upgrade adds or drops (int_invoices_counted.amount, intermediate_version 2):
+   dbt-duckdb's own add / drop column, run in the model's transaction after the pre-hook's delete, makes
+   DuckDB 1.4 refuse the commit, on every retry, until --full-refresh. The columns change in a
+   transaction of their own, after what the model did before is committed. #}
+{% macro duckdb__alter_relation_add_remove_columns(relation, add_columns, remove_columns) -%}
+    {% call statement('alter_relation_add_remove_columns') %}
+        commit;
+        begin transaction;
+        {%- for column in add_columns or [] %}
+        alter {{ relation.type }} {{ relation.render() }} add column {{ adapter.quote(column.name) }} {{ column.data_type }};
+        {%- endfor %}
+        {%- for column in remove_columns or [] %}
+        alter {{ relation.type }} {{ relation.render() }} drop column {{ adapter.quote(column.name) }};
+        {%- endfor %}
+    {% endcall %}
+{%- endmacro %}

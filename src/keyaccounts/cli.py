@@ -131,6 +131,9 @@ def _print_ingest(result) -> None:
         table.add_row(s.feed, *(str(x) for x in (s.files_seen, s.files_taken, s.files_skipped, s.files_quarantined,
                                                   s.rows_read, s.rows_loaded, s.rows_updated, s.rows_quarantined)))
     _console(stderr=True).print(table)
+    for s in result.feeds.values():
+        for bad in s.bad_files:  # a whole file not loaded is said aloud, not only counted (quarantine.files)
+            print(f"file quarantined whole, none of its rows loaded: {bad}", file=sys.stderr)
     if result.unknown_folders:
         print("inbox folders not read (each feed reads the folder of its own name): "
               + ", ".join(result.unknown_folders), file=sys.stderr)

@@ -251,8 +251,11 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         try:
             result.checks = check_task(cfg, owner=run_id)
         except KeyAccountsError as exc:
-            # a book whose orders all wait for a rate fails its checks with an empty tier table: say why
-            exc.args = (str(exc) + held_back_hint(result.held_back),)
+            from keyaccounts.checks import ChecksFailed  # imported by check_task already (GX is slow to import)
+
+            if isinstance(exc, ChecksFailed):
+                # a book whose orders all wait for a rate fails its checks with an empty tier table: say why
+                exc.args = (str(exc) + held_back_hint(result.held_back),)
             raise
         result.exports = publish_task(cfg, run_id, owner=run_id)
         with connection(cfg.warehouse) as conn:

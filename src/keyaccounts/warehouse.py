@@ -34,8 +34,14 @@ def check_warehouse_text(text: str) -> str:
     `PostgreSQL://…`, `postgresql+psycopg2://…`, `mysql://…`) is refused: taken as a path it would create a
     DuckDB file of that name and publish there (exit 0), and DuckDB downloads an extension for `mysql:`."""
     lowered = text.lower()
-    if not is_postgres(text) and ("://" in text or (lowered.startswith("postgres") and "@" in text)):
-        masked = re.sub(r":[^:/@]*@", ":***@", text, count=1)  # a password, however the URL was mistyped
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.\-]+:", text)  # `mysql:`, `md:` (DuckDB would go to the network)
+    if not is_postgres(text) and (scheme or "://" in text or (lowered.startswith("postgres") and "@" in text
+                                                                and ":" in text)):
+        masked, at = text, text.rfind("@")
+        if at > 0:  # a password: from the first `:` after the user's start up to the last `@`, however mistyped
+            start = text.find("//") + 2 if "//" in text[:at] else 0
+            colon = text.find(":", start, at)
+            masked = text[:colon + 1] + "***" + text[at:] if colon >= 0 else text
         raise ValueError(f"{masked} is neither a DuckDB file path nor a postgresql://USER@HOST:PORT/DB URL "
                          "(the scheme is postgresql:// or postgres://, in lower case)")
     return text

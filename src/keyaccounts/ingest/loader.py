@@ -53,6 +53,7 @@ class FeedStats:
     rows_loaded: int = 0
     rows_updated: int = 0  # loaded rows whose key was already known
     rows_quarantined: int = 0
+    bad_files: list[str] = field(default_factory=list)  # quarantined whole: name (reason: detail)
 
     @property
     def reject_share(self) -> float:
@@ -279,8 +280,8 @@ def _stage_content(stage, target, staged: _StagedFile, content: readers.FileCont
     The contract checks run in DuckDB (`stage`): the warehouse itself, or an in-memory DuckDB
     when the warehouse is PostgreSQL; then the checked rows move to a temp table there."""
     feed = staged.feed
-    if not content.header:  # a JSON file holding [] or {}: no header row, like a CSV of no bytes
-        staged.bad_reason, staged.bad_detail = "empty", "the file holds no record and no column"
+    if not content.header:  # a JSON file holding [] or records without keys: no header row, like a CSV of no bytes
+        staged.bad_reason, staged.bad_detail = "empty", "no column: the file holds no record, or records without keys"
         return staged
     if not set(content.header) & set(feed.column_names):
         # "not a CSV/Parquet/JSON at all" (sources.md): an HTML error page or a report saved as .csv
@@ -349,8 +350,8 @@ def _stage_sql(stage, conn, source, feed: Feed, n: int, taken: _Taken) -> _Stage
                          watermark=(source.name, feed.name, pulled.watermark)) if pulled is not None else None
     if staged is None or (feed.name, staged.rel_name, staged.sha) in taken:
         return None  # nothing changed since the watermark (or the same rows as a pull already taken)
-    taken.add(staged)
     _stage_content(stage, conn, staged, pulled.content, n)
+    taken.add(staged)  # once checked: a pull quarantined whole is keyed by its name, as a file is
     if staged.temp_table is None:
         return staged
     # rows at the watermark are read again on every pull: drop the ones already taken unchanged
@@ -437,6 +438,8 @@ def _commit_file(conn, staged: _StagedFile, run_id: str, stats: FeedStats) -> No
         raise
     stats.files_taken += staged.temp_table is not None
     stats.files_quarantined += staged.temp_table is None
+    if staged.temp_table is None:
+        stats.bad_files.append(f"{staged.rel_name} ({staged.bad_reason}: {staged.bad_detail})")
     stats.rows_read += staged.rows_read
     stats.rows_loaded += loaded
     stats.rows_updated += updated
