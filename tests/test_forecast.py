@@ -340,7 +340,7 @@ def test_the_outlook_holds_millions_of_transitions(example_dir, tmp_path):
     """At 200,000 customers a (tier, raw tier) state sees millions of transitions a year; the
     blend must not overflow its decimals (it once cast the counts to decimal(38, 32)).
     The worked example is built, its transition counts are raised by two million each, and
-    customer_tier_outlook alone is rebuilt by dbt on them."""
+    tier_outlook_monthly (the blend) and customer_tier_outlook alone are rebuilt by dbt on them."""
     import shutil
 
     from keyaccounts.config import RunConfig
@@ -355,7 +355,7 @@ def test_the_outlook_holds_millions_of_transitions(example_dir, tmp_path):
     run(inbox, wh, "2024-05")
     with duckdb.connect(str(wh)) as conn:
         conn.execute("update intermediate.int_tier_transition_counts set transitions = transitions + 2000000")
-    run_dbt("build", wh, cfg.dbt_state_dir, dbt_vars_for(cfg), extra=["--select", "customer_tier_outlook"])
+    run_dbt("build", wh, cfg.dbt_state_dir, dbt_vars_for(cfg), extra=["--select", "tier_outlook_monthly", "customer_tier_outlook"])
 
     matrix = {(r["from_tier"], r["to_tier"]): float(r["probability"]) for r in rows(
         wh, "select from_tier, to_tier, probability from intermediate.int_tier_transition_matrix "
@@ -374,3 +374,26 @@ def test_the_outlook_holds_millions_of_transitions(example_dir, tmp_path):
         assert n.sum() >= 2_000_000 and r["state_transitions"] == n.sum()
         got = np.array([float(r["prob_a_next"]), float(r["prob_b_next"]), float(r["prob_c_next"])])
         assert np.abs(got - expected).max() <= 0.00005 + 1e-9, r
+
+
+def test_a_past_months_report_lists_its_own_a_customers_at_risk(example_dir, tmp_path):
+    """operations.md: a run for a past month reproduces that month. Published after a later month (a
+    backfill in reverse order), 2024-03's report still lists 2024-03's A customers (K1, K2, K4 in the
+    spec's expected table; 2024-06's are K1, K2, K3) with their states' probabilities: the outlook of each
+    state is kept for every month (tier_outlook_monthly), not only for the latest one built."""
+    import re
+
+    with open(example_dir / "expected_customer_tier_monthly.csv", encoding="utf-8") as fh:
+        expected = sorted(r["customer_id"] for r in csv.DictReader(fh) if r["eval_month"] == "2024-03" and r["tier"] == "A")
+    wh = tmp_path / "wh.duckdb"
+    run(example_dir / "inbox", wh, "2024-06")
+    run(example_dir / "inbox", wh, "2024-03")
+    report = (tmp_path / "exports" / "report_2024-03.html").read_text(encoding="utf-8")
+    section = report.split("A customers most likely to drop out of A next month")[1].split("</table>")[0]
+    listed = sorted(re.findall(r"<tr><td>([^<]+)</td>", section))
+    assert listed == expected == ["K1", "K2", "K4"]
+    probabilities = {(r["tier"], r["raw_tier"]): r["prob_down_next"] for r in rows(
+        wh, "select * from marts.tier_outlook_monthly where eval_month = '2024-03'")}
+    for customer in rows(wh, "select tier, raw_tier from marts.customer_tier_monthly where eval_month = '2024-03' "
+                             "and tier = 'A'"):
+        assert (customer["tier"], customer["raw_tier"]) in probabilities

@@ -1,26 +1,9 @@
 -- docs/forecasts.md "Customer outlook": each customer's probabilities of being A, B or C next
 -- month, as of the latest evaluated month (one month only: at 200,000 customers a customer x
--- month history would be the largest table of every publish, and tier_transition_matrix keeps
--- the history of the probabilities). The grace period makes the tier alone a poor guide for one
--- customer (an A customer whose raw tier is already B is demoted next month unless it recovers;
--- one whose raw tier is A cannot be), so the state is (tier, raw tier): its transitions in the
--- look-back window, blended with the tier's row of the matrix, which weighs as
--- var forecast_outlook_prior_weight transitions: p(j) = (n_state(j) + k P(tier, j)) / (n_state + k).
+-- month history would be the largest table of every publish). The probabilities are those of the
+-- customer's state (tier, raw tier) in tier_outlook_monthly, which keeps every month.
 with latest as (
     select max(month_idx) as month_idx from {{ ref('int_tier_transition_matrix') }}
-),
-
-state_counts as (
-    select
-        m.month_idx,
-        c.from_tier as tier,
-        c.from_raw_tier as raw_tier,
-        c.to_tier,
-        sum(c.transitions) as transitions
-    from latest as m
-    inner join {{ ref('int_tier_transition_counts') }} as c
-        on c.month_idx between m.month_idx - {{ var('forecast_lookback_months') - 1 }} and m.month_idx
-    group by m.month_idx, c.from_tier, c.from_raw_tier, c.to_tier
 ),
 
 customers as (
@@ -28,82 +11,10 @@ customers as (
         a.customer_id,
         a.month_idx,
         a.tier,
-        a.raw_tier
+        a.raw_tier,
+        {{ month_label(month_start_from_index('a.month_idx')) }} as eval_month
     from {{ ref('int_tier_assignment') }} as a
     inner join latest as m on a.month_idx = m.month_idx
-),
-
-states as (
-    select distinct
-        month_idx,
-        tier,
-        raw_tier
-    from customers
-),
-
-state_rows as (
-    select
-        s.month_idx,
-        s.tier,
-        s.raw_tier,
-        p.to_tier,
-        p.probability as tier_probability,
-        coalesce(c.transitions, 0) as transitions,
-        sum(coalesce(c.transitions, 0)) over (partition by s.month_idx, s.tier, s.raw_tier) as state_transitions
-    from states as s
-    inner join {{ ref('int_tier_transition_matrix') }} as p
-        on s.month_idx = p.month_idx and s.tier = p.from_tier
-    left join state_counts as c
-        on
-            s.month_idx = c.month_idx and s.tier = c.tier and s.raw_tier = c.raw_tier
-            and p.to_tier = c.to_tier
-),
-
-blended as (
-    select
-        *,
-        case
-            when state_transitions + {{ var('forecast_outlook_prior_weight') }} = 0 then tier_probability
-            -- the prior's share is taken to 16 places first: a product of two decimal(38, 16)
-            -- has 32 places, which leaves room for 6 integer digits only, and a state sees
-            -- millions of transitions at 200,000 customers
-            else {{ safe_ratio(
-                'transitions + ' ~ prob_product(
-                    'cast(' ~ var('forecast_outlook_prior_weight') ~ ' as decimal(38, 16))', 'tier_probability'),
-                'state_transitions + ' ~ var('forecast_outlook_prior_weight')
-            ) }}
-        end as probability
-    from state_rows
-),
-
-state_outlook as (
-    select
-        month_idx,
-        tier,
-        raw_tier,
-        max(state_transitions) as state_transitions,
-        sum(case when to_tier = 'A' then probability else 0 end) as prob_a,
-        sum(case when to_tier = 'B' then probability else 0 end) as prob_b,
-        sum(case when to_tier = 'C' then probability else 0 end) as prob_c,
-        -- a worse tier next month ('A' < 'B' < 'C' means better)
-        sum(case when to_tier > tier then probability else 0 end) as prob_down
-    from blended
-    group by month_idx, tier, raw_tier
-),
-
--- published per state (a few rows a month), then given to each customer in that state
-published as (
-    select
-        month_idx,
-        tier,
-        raw_tier,
-        {{ month_label(month_start_from_index('month_idx')) }} as eval_month,
-        {{ publish_round('prob_a', 4) }} as prob_a_next,
-        {{ publish_round('prob_b', 4) }} as prob_b_next,
-        {{ publish_round('prob_c', 4) }} as prob_c_next,
-        {{ publish_round('prob_down', 4) }} as prob_down_next,
-        cast(state_transitions as bigint) as state_transitions
-    from state_outlook
 )
 
 select
@@ -117,5 +28,5 @@ select
     o.prob_down_next,
     o.state_transitions
 from customers as a
-inner join published as o
-    on a.month_idx = o.month_idx and a.tier = o.tier and a.raw_tier = o.raw_tier
+inner join {{ ref('tier_outlook_monthly') }} as o
+    on a.eval_month = o.eval_month and a.tier = o.tier and a.raw_tier = o.raw_tier

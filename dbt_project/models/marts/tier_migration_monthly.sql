@@ -13,9 +13,9 @@ with moves as (
 ),
 
 months as (
-    select {{ month_label('month_start') }} as eval_month
-    from {{ ref('int_eval_months') }}
-    where month_idx > (select min(month_idx) from {{ ref('int_eval_months') }})
+    select {{ month_label('em.month_start') }} as eval_month
+    from {{ ref('int_eval_months') }} as em
+    where em.month_idx > (select min(f.month_idx) from {{ ref('int_eval_months') }} as f)
 ),
 
 tiers as (

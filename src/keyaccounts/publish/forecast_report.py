@@ -3,8 +3,9 @@ mix with its uncertainty band, the transition matrix behind it with its sample c
 back-test error, and the A customers most likely to drop out of A next month.
 
 Like the rest of the report it reads the published marts only (`tier_forecast`,
-`tier_transition_matrix`, `tier_forecast_backtest`, `customer_tier_outlook`, `customer_tier_monthly`)
-and computes no rule. The customer outlook is published for the latest evaluated month only."""
+`tier_transition_matrix`, `tier_forecast_backtest`, `tier_outlook_monthly`, `customer_tier_monthly`)
+and computes no rule. The outlook of each state (tier, raw tier) is kept for every month, so a past
+month's report lists the same customers whatever was built after it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ TIER_COLORS = {"A": "#1b7837", "B": "#f1a340", "C": "#999999"}
 BACKTEST_HORIZON = 3  # the headline figure: forecasts made three months before the month they forecast
 BACKTEST_MONTHS = 12  # averaged over the latest twelve back-tested months
 TOP_A_AT_RISK = 20
-MARTS = ("tier_forecast", "tier_transition_matrix", "tier_forecast_backtest", "customer_tier_outlook")
+MARTS = ("tier_forecast", "tier_transition_matrix", "tier_forecast_backtest", "tier_outlook_monthly")
 
 
 def _df(conn, sql: str, params: list):
@@ -131,20 +132,19 @@ def forecast_section(conn, month: str, layout: dict) -> str:
         parts.append(f"<div class='chart'>{fig.to_html(full_html=False, include_plotlyjs=False, div_id='backtest')}</div>")
 
     # 4. the A customers most likely to drop out of A next month
+    # the month's own states (tier_outlook_monthly keeps every month): a past month's report is the same
+    # whatever was built after it
     at_risk = _df(conn, f"""
-        select o.customer_id, t.customer_name, t.account_manager, o.raw_tier, o.prob_a_next, o.prob_b_next,
+        select t.customer_id, t.customer_name, t.account_manager, t.raw_tier, o.prob_a_next, o.prob_b_next,
                o.prob_c_next, o.prob_down_next, t.value_rank, t.share_before, t.tier_change
-        from marts.customer_tier_outlook as o
-        join marts.customer_tier_monthly as t on t.customer_id = o.customer_id and t.eval_month = o.eval_month
-        where o.eval_month = ? and o.tier = 'A'
-        order by o.prob_down_next desc, t.share_before desc nulls first, o.customer_id
+        from marts.customer_tier_monthly as t
+        join marts.tier_outlook_monthly as o
+            on o.eval_month = t.eval_month and o.tier = t.tier and o.raw_tier = t.raw_tier
+        where t.eval_month = ? and t.tier = 'A'
+        order by o.prob_down_next desc, t.share_before desc nulls first, t.customer_id
         limit {TOP_A_AT_RISK}""", [month])
     parts.append("<h3>最可能掉出 A 级的客户 A customers most likely to drop out of A next month</h3>")
-    outlook_month = conn.execute("select max(eval_month) from marts.customer_tier_outlook").fetchone()[0]
-    if at_risk.empty and outlook_month not in (None, month):
-        parts.append(f"<p class='empty'>客户展望只保留最新月份 · the customer outlook is kept for the latest month only "
-                     f"({_text(outlook_month)})</p>")
-    elif at_risk.empty:
+    if at_risk.empty:
         parts.append("<p class='empty'>无 · none</p>")
     else:
         rows = "".join(
