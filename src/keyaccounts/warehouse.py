@@ -33,16 +33,10 @@ def check_warehouse_text(text: str) -> str:
     """--warehouse as typed: a DuckDB file path or a postgresql:// URL. A mistyped URL (`postgresql//…`,
     `PostgreSQL://…`, `postgresql+psycopg2://…`, `mysql://…`) is refused: taken as a path it would create a
     DuckDB file of that name and publish there (exit 0), and DuckDB downloads an extension for `mysql:`."""
-    lowered = text.lower()
     scheme = re.match(r"[A-Za-z][A-Za-z0-9+.\-]+:", text)  # `mysql:`, `md:` (DuckDB would go to the network)
-    if not is_postgres(text) and (scheme or "://" in text or (lowered.startswith("postgres") and "@" in text
+    if not is_postgres(text) and (scheme or "://" in text or (text.lower().startswith("postgres") and "@" in text
                                                                 and ":" in text)):
-        masked, at = text, text.rfind("@")
-        if at > 0:  # a password: from the first `:` after the user's start up to the last `@`, however mistyped
-            start = text.find("//") + 2 if "//" in text[:at] else 0
-            colon = text.find(":", start, at)
-            masked = text[:colon + 1] + "***" + text[at:] if colon >= 0 else text
-        raise ValueError(f"{masked} is neither a DuckDB file path nor a postgresql://USER@HOST:PORT/DB URL "
+        raise ValueError(f"{mask_password(text)} is neither a DuckDB file path nor a postgresql://USER@HOST:PORT/DB URL "
                          "(the scheme is postgresql:// or postgres://, in lower case)")
     return text
 
@@ -227,10 +221,19 @@ def redact(url: Path | str) -> str:
     text = str(url)
     if not is_postgres(text):
         return text
-    return PASSWORD_RE.sub(r"\1***@", text, count=1)
+    return mask_password(text)
 
 
-PASSWORD_RE = re.compile(r"^([a-z]+://[^:/@]*:)(.*)@", re.DOTALL)
+def mask_password(text: str) -> str:
+    """`text` with a URL's password replaced by ***, for any scheme and however mistyped (`postgresql//`,
+    an argument `--sql-source=mysql://…`): from the first `:` after the user's start (after `//` when
+    there is one) up to the last `@`. No `:` before the last `@`: no password, unchanged."""
+    at = text.rfind("@")
+    if at <= 0:
+        return text
+    start = text.find("//") + 2 if "//" in text[:at] else 0
+    colon = text.find(":", start, at)
+    return text if colon < 0 else text[:colon + 1] + "***" + text[at:]
 
 
 def pg_params(url: str) -> dict[str, str]:

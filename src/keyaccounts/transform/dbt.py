@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import io
 import json
-import re
 import os
 import sys
 from contextlib import contextmanager, redirect_stdout
@@ -14,11 +13,8 @@ from typing import Iterator
 
 from keyaccounts.config import DBT_PROJECT_DIR, PG_TLS_ENV
 from keyaccounts.errors import DUCKDB_FILE_LOCK, BuildFailed, BuildReplaced, WarehouseLocked
-from keyaccounts.warehouse import (connection, duckdb_settings, is_postgres,
+from keyaccounts.warehouse import (connection, duckdb_settings, is_postgres, mask_password,
                                    pg_params, release_dbt_handle)
-
-
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)(.*)@", re.DOTALL)  # as warehouse.redact, for any scheme
 
 
 @contextmanager
@@ -123,7 +119,7 @@ def run_dbt(command: str, warehouse: Path | str, state_dir: Path, dbt_vars: dict
         # dbt writes sys.argv (our command line) into dbt.log and run_results.json as its
         # invocation_command: a password given in a --warehouse or --sql-source URL must not reach them
         argv = sys.argv
-        sys.argv = [_URL_PASSWORD.sub(r"\1***@", a) for a in argv]
+        sys.argv = [mask_password(a) for a in argv]
         try:
             with redirect_stdout(shown):
                 result = dbtRunner().invoke(args)
