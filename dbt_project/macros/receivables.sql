@@ -23,3 +23,11 @@
         {{- ", " if not loop.last }}
     {%- endfor -%}
 {%- endmacro %}
+
+{# metrics.md "Receivables": what is paid on an invoice counts up to its amount, the excess not. The cap
+   is taken in the invoice's own currency (a payment is in it), then converted once at the invoice's
+   rate: a fully paid invoice converts to exactly its amount_reporting, whatever the rate's decimals.
+   The one place the cap is written (collected, on time). #}
+{% macro capped_collected(invoice_amount, paid, invoice_rate) -%}
+    {{ to_reporting('least(' ~ invoice_amount ~ ', ' ~ paid ~ ')', invoice_rate) }}
+{%- endmacro %}

@@ -1,14 +1,14 @@
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
           pre_hook="{{ delete_changed_keys('invoice_id', changed_invoice_ids()) }}") }}
 -- incremental by invoice_id: only keys whose staged rows changed are rebuilt (macros/incremental.sql)
--- metrics.md on_time_rate: per invoice, min(amount, payments dated on or before its due_date),
--- capped in the invoice's currency and then converted (as in int_invoice_payment_steps).
+-- metrics.md on_time_rate: per invoice, min(amount, payments dated on or before its due_date)
+-- (macro capped_collected).
 select
     i.invoice_id,
     i.customer_id,
     i.due_idx,
     i.amount_reporting,
-    {{ to_reporting('least(i.amount, coalesce(sum(p.amount), 0))', 'i.fx_rate') }} as paid_on_time,
+    {{ capped_collected('i.amount', 'coalesce(sum(p.amount), 0)', 'i.fx_rate') }} as paid_on_time,
     {{ intermediate_columns([ref('stg_invoices'), ref('stg_payments')]) }}
 from {{ ref('int_invoices_counted') }} as i
 left join {{ ref('int_payments_applied') }} as p

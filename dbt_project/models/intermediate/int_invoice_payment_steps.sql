@@ -4,9 +4,7 @@
 -- metrics.md "Receivables": what is paid on an invoice is capped at its amount. One row
 -- per invoice and month with payments: the capped amount collected so far and the part
 -- of it that month added (collected_delta). Payments after end(through_month) never count.
--- The cap is taken in the invoice's own currency (a payment is in it) and only then converted:
--- capped at the amount, it converts to exactly the invoice's amount_reporting, so a fully paid
--- invoice is exactly 100% collected whatever the rate's decimals (metrics.md).
+-- The cap: macro capped_collected (in the invoice's currency, then converted).
 with payments_by_month as (
     select
         invoice_id,
@@ -38,8 +36,8 @@ capped as (
         c.pay_idx,
         c.paid,
         c.cum_paid,
-        {{ to_reporting('least(i.amount, c.cum_paid)', 'i.fx_rate') }} as capped_cum,
-        {{ to_reporting('least(i.amount, c.cum_paid - c.paid)', 'i.fx_rate') }} as capped_before
+        {{ capped_collected('i.amount', 'c.cum_paid', 'i.fx_rate') }} as capped_cum,
+        {{ capped_collected('i.amount', 'c.cum_paid - c.paid', 'i.fx_rate') }} as capped_before
     from cumulative as c
     inner join {{ ref('int_invoices_counted') }} as i
         on c.invoice_id = i.invoice_id
